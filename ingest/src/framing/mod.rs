@@ -1,0 +1,1 @@
+//! Framing: turning datagrams and byte streams into syslog frames.

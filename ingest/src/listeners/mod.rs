@@ -1,0 +1,1 @@
+//! Syslog listeners (tokio): one file per listener kind.

@@ -1,0 +1,297 @@
+//! Appliance counters. Updated per batch (not per event) with relaxed atomics; read by the API.
+//!
+//! Reconciliation at quiescence: `received = indexed + dropped (all reasons) + rejected (all
+//! reasons) + in flight`, where in flight is zero once queues are drained.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::event::Source;
+
+/// Why an event that was received is not indexed. Every drop is counted under one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// UDP datagram arrived while the pipeline queue was full.
+    QueueFull,
+    /// A frame longer than `max_frame_bytes` was discarded (TCP framing could not keep it).
+    FrameTooLong,
+    /// The appliance shut down before the event was processed (not acknowledged to any sender).
+    Shutdown,
+    /// The index refused the document (e.g. an I/O error while adding it).
+    IndexError,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::FrameTooLong,
+        DropReason::Shutdown,
+        DropReason::IndexError,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::FrameTooLong => "frame_too_long",
+            DropReason::Shutdown => "shutdown",
+            DropReason::IndexError => "index_error",
+        }
+    }
+}
+
+/// Why an HTTP-ingested line was rejected (answered to the sender, never indexed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The line is neither a JSON object nor a JSON string.
+    InvalidJson,
+    /// The object has no `message` (nor `msg`/`log`) text.
+    MissingMessage,
+    /// `ts` is present but neither RFC 3339 nor an epoch number.
+    InvalidTimestamp,
+    /// The line is longer than `max_line_bytes`.
+    LineTooLong,
+    /// JSON nesting deeper than the limit.
+    TooDeep,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::InvalidJson,
+        RejectReason::MissingMessage,
+        RejectReason::InvalidTimestamp,
+        RejectReason::LineTooLong,
+        RejectReason::TooDeep,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::MissingMessage => "missing_message",
+            RejectReason::InvalidTimestamp => "invalid_timestamp",
+            RejectReason::LineTooLong => "line_too_long",
+            RejectReason::TooDeep => "too_deep",
+        }
+    }
+}
+
+const SOURCES: [Source; 4] = [
+    Source::SyslogUdp,
+    Source::SyslogTcp,
+    Source::HttpNdjson,
+    Source::File,
+];
+
+fn source_index(source: Source) -> usize {
+    match source {
+        Source::SyslogUdp => 0,
+        Source::SyslogTcp => 1,
+        Source::HttpNdjson => 2,
+        Source::File => 3,
+    }
+}
+
+/// All counters of one appliance. Shared as `Arc<Stats>`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    received: [AtomicU64; 4],
+    received_bytes: [AtomicU64; 4],
+    parsed: AtomicU64,
+    malformed: AtomicU64,
+    truncated: AtomicU64,
+    invalid_utf8: AtomicU64,
+    indexed: AtomicU64,
+    dropped: [AtomicU64; 4],
+    rejected: [AtomicU64; 5],
+    batches: AtomicU64,
+    commits: AtomicU64,
+    connections_accepted: AtomicU64,
+    connections_refused: AtomicU64,
+    connections_open: AtomicU64,
+    connections_idle_closed: AtomicU64,
+    http_throttled: AtomicU64,
+    http_body_too_large: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    if n != 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        Stats::default()
+    }
+
+    /// `events` events totalling `bytes` bytes arrived from `source`.
+    pub fn record_received(&self, source: Source, events: u64, bytes: u64) {
+        add(&self.received[source_index(source)], events);
+        add(&self.received_bytes[source_index(source)], bytes);
+    }
+
+    /// Parse outcome of one batch.
+    pub fn record_parsed(&self, parsed: u64, malformed: u64, truncated: u64, invalid_utf8: u64) {
+        add(&self.parsed, parsed);
+        add(&self.malformed, malformed);
+        add(&self.truncated, truncated);
+        add(&self.invalid_utf8, invalid_utf8);
+        add(&self.batches, 1);
+    }
+
+    pub fn record_indexed(&self, events: u64) {
+        add(&self.indexed, events);
+    }
+
+    pub fn record_commit(&self) {
+        add(&self.commits, 1);
+    }
+
+    pub fn record_dropped(&self, reason: DropReason, events: u64) {
+        let index = DropReason::ALL
+            .iter()
+            .position(|candidate| *candidate == reason)
+            .unwrap_or(0);
+        add(&self.dropped[index], events);
+    }
+
+    pub fn record_rejected(&self, reason: RejectReason, events: u64) {
+        let index = RejectReason::ALL
+            .iter()
+            .position(|candidate| *candidate == reason)
+            .unwrap_or(0);
+        add(&self.rejected[index], events);
+    }
+
+    pub fn connection_opened(&self) {
+        add(&self.connections_accepted, 1);
+        add(&self.connections_open, 1);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        add(&self.connections_refused, 1);
+    }
+
+    pub fn connection_idle_closed(&self) {
+        add(&self.connections_idle_closed, 1);
+    }
+
+    pub fn http_throttled(&self) {
+        add(&self.http_throttled, 1);
+    }
+
+    pub fn http_body_too_large(&self) {
+        add(&self.http_body_too_large, 1);
+    }
+
+    pub fn indexed(&self) -> u64 {
+        get(&self.indexed)
+    }
+
+    /// A consistent-enough copy for the API (each counter read once, relaxed).
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let received_by_source = SOURCES
+            .iter()
+            .map(|source| {
+                (
+                    source.name(),
+                    get(&self.received[source_index(*source)]),
+                    get(&self.received_bytes[source_index(*source)]),
+                )
+            })
+            .collect::<Vec<_>>();
+        let dropped = DropReason::ALL
+            .iter()
+            .zip(&self.dropped)
+            .map(|(reason, counter)| (reason.name(), get(counter)))
+            .collect::<Vec<_>>();
+        let rejected = RejectReason::ALL
+            .iter()
+            .zip(&self.rejected)
+            .map(|(reason, counter)| (reason.name(), get(counter)))
+            .collect::<Vec<_>>();
+        StatsSnapshot {
+            received: received_by_source.iter().map(|(_, events, _)| events).sum(),
+            received_by_source: received_by_source
+                .iter()
+                .map(|(name, events, _)| (name.to_string(), *events))
+                .collect(),
+            received_bytes_by_source: received_by_source
+                .iter()
+                .map(|(name, _, bytes)| (name.to_string(), *bytes))
+                .collect(),
+            parsed: get(&self.parsed),
+            malformed: get(&self.malformed),
+            truncated: get(&self.truncated),
+            invalid_utf8: get(&self.invalid_utf8),
+            indexed: get(&self.indexed),
+            dropped_total: dropped.iter().map(|(_, n)| n).sum(),
+            dropped: dropped.iter().map(|(name, n)| (name.to_string(), *n)).collect(),
+            rejected_total: rejected.iter().map(|(_, n)| n).sum(),
+            rejected: rejected.iter().map(|(name, n)| (name.to_string(), *n)).collect(),
+            batches: get(&self.batches),
+            commits: get(&self.commits),
+            connections_accepted: get(&self.connections_accepted),
+            connections_refused: get(&self.connections_refused),
+            connections_open: get(&self.connections_open),
+            connections_idle_closed: get(&self.connections_idle_closed),
+            http_throttled: get(&self.http_throttled),
+            http_body_too_large: get(&self.http_body_too_large),
+        }
+    }
+}
+
+/// A point-in-time copy of [`Stats`], as served by `/api/v1/stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    pub received: u64,
+    pub received_by_source: std::collections::BTreeMap<String, u64>,
+    pub received_bytes_by_source: std::collections::BTreeMap<String, u64>,
+    pub parsed: u64,
+    pub malformed: u64,
+    pub truncated: u64,
+    pub invalid_utf8: u64,
+    pub indexed: u64,
+    pub dropped_total: u64,
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    pub rejected_total: u64,
+    pub rejected: std::collections::BTreeMap<String, u64>,
+    pub batches: u64,
+    pub commits: u64,
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub connections_open: u64,
+    pub connections_idle_closed: u64,
+    pub http_throttled: u64,
+    pub http_body_too_large: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_sums_reasons() {
+        let stats = Stats::new();
+        stats.record_received(Source::SyslogUdp, 10, 1000);
+        stats.record_received(Source::HttpNdjson, 5, 500);
+        stats.record_dropped(DropReason::QueueFull, 3);
+        stats.record_dropped(DropReason::FrameTooLong, 1);
+        stats.record_rejected(RejectReason::InvalidJson, 2);
+        stats.record_indexed(9);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.received, 15);
+        assert_eq!(snapshot.dropped_total, 4);
+        assert_eq!(snapshot.dropped["queue_full"], 3);
+        assert_eq!(snapshot.rejected_total, 2);
+        assert_eq!(snapshot.received, snapshot.indexed + snapshot.dropped_total + snapshot.rejected_total);
+    }
+}
