@@ -1,1 +1,72 @@
-//! Cairn's tantivy index.
+//! Cairn's tantivy index: every event, searchable by the API within a commit interval.
+//!
+//! One [`EventIndex`] per data directory. The indexer thread takes the only [`EventWriter`]
+//! ([`EventIndex::writer`]), adds batches and commits about once a second with a
+//! [`CommitPayload`]; the API searches the same `EventIndex` (cloned or behind an `Arc`)
+//! concurrently with [`EventIndex::search`].
+//!
+//! # Invariants
+//! - **Single writer.** tantivy's directory lock allows one writer; a second
+//!   [`EventIndex::writer`] fails with [`IndexError::Unavailable`] until the first is dropped.
+//! - **Commit payload = durable progress.** Each commit stores `{"last_seq", "wal_position"}` in
+//!   tantivy's `meta.json` atomically with the documents. After a restart,
+//!   [`EventIndex::last_commit`] says where `seq` numbering continues and where WAL replay starts;
+//!   uncommitted documents are gone and must come back from the WAL (exactly once).
+//! - **Searchers see commits only.** The reader reloads inside [`EventWriter::commit`], so an
+//!   event is searchable as soon as the commit that contains it returns.
+//! - **Order.** Search results are newest first by `(ts, seq)` descending; `seq` is unique, so the
+//!   order is total and cursors never skip or repeat an event.
+//! - Opening never repairs: an unusable directory is [`IndexError::Corruption`] with the path.
+//!
+//! # Fields
+//!
+//! | field | type | indexed as | fast | stored | why |
+//! |---|---|---|---|---|---|
+//! | `seq` | u64 | term | yes | yes | identity, tie-break, `max_seq` on restart |
+//! | `ts` | date (ns) | term (second precision) | yes (ns) | yes | event time: range filter, sort |
+//! | `received_at` | date (ns) | no | yes | yes | lag analysis later |
+//! | `host`, `app` | keyword | one lowercased term | yes (lowercased) | original | `host:WEB1` = `host:web1`: hostnames are case-insensitive and senders disagree on case |
+//! | `procid`, `msgid` | keyword | one exact term | no | yes | exact lookups |
+//! | `severity`, `facility` | keyword | name (`err`, `auth`) | severity | yes | filters, aggregations |
+//! | `severity_code` | u64 | term | yes | no | `severity_code:[0 TO 3]` (err and worse) |
+//! | `format`, `source` | keyword | name (`rfc5424`, `syslog_udp`) | no | yes | find input by path |
+//! | `flags` | keyword, multi | `parse_error`, `truncated`… | no | yes | find problem input |
+//! | `signature` | keyword, multi | rule names | yes | yes | filled by the signature matcher |
+//! | `message` | text | words, lowercased, positions | no | yes | full text and phrase queries |
+//! | `fields` | JSON | exact (raw) string terms, numbers as numbers | no | yes | `fields.user:root`; structured data as `fields.sd.<SD-ID>.<PARAM>` |
+//! | `peer` | IP (v4 mapped to v6) | term | yes | yes | `peer:10.0.0.1`, `peer:[10.0.0.0 TO 10.0.0.255]` |
+//! | `peer_port` | u64 | no | no | yes | shown only |
+//! | `raw` | text | no | no | yes | shown in results |
+//!
+//! What is tokenised and why: only `message` is split into words (tantivy's simple tokenizer:
+//! split on non-alphanumerics, lowercase; tokens up to 255 bytes so hashes survive). An IP or path
+//! inside a message is several tokens with positions, so `message:10.0.0.1` or
+//! `"/var/log/auth.log"` match as phrases. Everything with a structure of its own (numbers, IPs,
+//! names, field values) goes into a keyword, numeric, IP or JSON field instead, which keeps the
+//! term dictionary small and the indexing cost low. No field norms anywhere: results are ordered
+//! by time, not relevance.
+//!
+//! # Query language
+//! tantivy's query parser over `message` by default, conjunction by default (`a b` = `a AND b`),
+//! with `AND`/`OR`/`NOT`/`-`, phrases, `field:value`, ranges `[a TO b}`; invalid queries are
+//! [`IndexError::BadQuery`].
+//!
+//! # Indexing cost
+//! Events are handed to tantivy through a [`tantivy::Document`] implementation over the event
+//! (`document.rs`): no `TantivyDocument` and no per-field `String`s; each document owns a clone of
+//! the `Event` (a refcount bump on the frame plus its small vectors).
+//!
+//! This crate does not parse, match or correlate, and has no retention yet (one index, no time
+//! partitions).
+
+mod document;
+mod error;
+mod event_index;
+mod schema;
+mod search;
+mod writer;
+
+pub use error::IndexError;
+pub use event_index::{EventIndex, IndexOptions, MIN_WRITER_MEMORY_PER_THREAD};
+pub use search::{EventHit, MAX_SEARCH_LIMIT, SearchRequest, SearchResponse};
+pub use writer::{CommitPayload, EventWriter};

@@ -143,9 +143,30 @@ pub struct Facility(u8);
 
 impl Facility {
     const NAMES: [&'static str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-        "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
-        "local2", "local3", "local4", "local5", "local6", "local7",
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "lpr",
+        "news",
+        "uucp",
+        "cron",
+        "authpriv",
+        "ftp",
+        "ntp",
+        "security",
+        "console",
+        "solaris-cron",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
     ];
 
     /// From the numeric code; `None` above 23.
@@ -326,6 +347,11 @@ impl EventFlags {
 
     pub fn insert(&mut self, other: EventFlags) {
         self.0 |= other.0;
+    }
+
+    /// Clears the flags in `other`.
+    pub fn remove(&mut self, other: EventFlags) {
+        self.0 &= !other.0;
     }
 
     pub fn bits(self) -> u8 {
@@ -510,7 +536,10 @@ mod tests {
     #[test]
     fn flag_names_list_only_set_flags() {
         let flags = EventFlags::PARSE_ERROR | EventFlags::TRUNCATED;
-        assert_eq!(flags.names().collect::<Vec<_>>(), ["parse_error", "truncated"]);
+        assert_eq!(
+            flags.names().collect::<Vec<_>>(),
+            ["parse_error", "truncated"]
+        );
         assert!(!EventFlags::empty().contains(EventFlags::empty()));
     }
 }

@@ -10,10 +10,12 @@
 //!
 //! This crate does not index, match or correlate; `cairn-index` and `cairn-correlate` build on it.
 
+pub mod batch;
 pub mod decode;
 pub mod error;
 pub mod event;
 pub mod framing;
+
 pub mod listeners;
 pub mod parse;
 pub mod queue;
@@ -21,6 +23,6 @@ pub mod stats;
 
 pub use error::IngestError;
 pub use event::{
-    Event, EventBatch, EventFlags, Facility, Field, FieldValue, Format, FrameMeta, SdElement,
-    Severity, Seq, Source, Span, Text, Timestamp,
+    Event, EventBatch, EventFlags, Facility, Field, FieldValue, Format, FrameMeta, SdElement, Seq,
+    Severity, Source, Span, Text, Timestamp,
 };

@@ -204,7 +204,10 @@ mod tests {
         queue.close();
         assert!(matches!(queue.try_push(2), Err(PushError::Closed(2))));
         assert_eq!(queue.pop_timeout(Duration::from_millis(10)), Ok(1));
-        assert_eq!(queue.pop_timeout(Duration::from_millis(10)), Err(PopError::Closed));
+        assert_eq!(
+            queue.pop_timeout(Duration::from_millis(10)),
+            Err(PopError::Closed)
+        );
     }
 
     #[test]

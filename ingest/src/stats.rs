@@ -234,9 +234,15 @@ impl Stats {
             invalid_utf8: get(&self.invalid_utf8),
             indexed: get(&self.indexed),
             dropped_total: dropped.iter().map(|(_, n)| n).sum(),
-            dropped: dropped.iter().map(|(name, n)| (name.to_string(), *n)).collect(),
+            dropped: dropped
+                .iter()
+                .map(|(name, n)| (name.to_string(), *n))
+                .collect(),
             rejected_total: rejected.iter().map(|(_, n)| n).sum(),
-            rejected: rejected.iter().map(|(name, n)| (name.to_string(), *n)).collect(),
+            rejected: rejected
+                .iter()
+                .map(|(name, n)| (name.to_string(), *n))
+                .collect(),
             batches: get(&self.batches),
             commits: get(&self.commits),
             connections_accepted: get(&self.connections_accepted),
@@ -292,6 +298,9 @@ mod tests {
         assert_eq!(snapshot.dropped_total, 4);
         assert_eq!(snapshot.dropped["queue_full"], 3);
         assert_eq!(snapshot.rejected_total, 2);
-        assert_eq!(snapshot.received, snapshot.indexed + snapshot.dropped_total + snapshot.rejected_total);
+        assert_eq!(
+            snapshot.received,
+            snapshot.indexed + snapshot.dropped_total + snapshot.rejected_total
+        );
     }
 }

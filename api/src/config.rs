@@ -1,0 +1,444 @@
+//! Configuration: an optional TOML file, then CLI flags, then validation.
+//!
+//! [`ConfigFile`] is the wire form (every key optional, unknown keys rejected); [`ConfigFile::validate`]
+//! checks it without doing I/O and produces the domain [`Config`] the appliance runs on. With no
+//! file and no flags, the defaults of DESIGN.md apply: data in `./cairn-data`, syslog UDP and TCP on
+//! `0.0.0.0:5514`, HTTP on `127.0.0.1:8080`. `deploy/cairn.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// A listen address as written by the operator: `HOST:PORT`, or `off` to disable the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl ListenAddr {
+    /// Parses `HOST:PORT` or `off`.
+    pub fn parse(text: &str) -> Result<ListenAddr, String> {
+        let trimmed = text.trim();
+        if trimmed.eq_ignore_ascii_case("off") {
+            return Ok(ListenAddr(None));
+        }
+        trimmed
+            .parse::<SocketAddr>()
+            .map(|addr| ListenAddr(Some(addr)))
+            .map_err(|_| format!("`{trimmed}` is neither HOST:PORT (e.g. 0.0.0.0:5514) nor `off`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ListenAddr::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The TOML file. Every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// Where the index (and later the WAL and incident store) live.
+    pub data_dir: PathBuf,
+    pub http: HttpSection,
+    pub syslog: SyslogSection,
+    pub pipeline: PipelineSection,
+    pub index: IndexSection,
+    pub parse: ParseSection,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        ConfigFile {
+            data_dir: PathBuf::from("./cairn-data"),
+            http: HttpSection::default(),
+            syslog: SyslogSection::default(),
+            pipeline: PipelineSection::default(),
+            index: IndexSection::default(),
+            parse: ParseSection::default(),
+        }
+    }
+}
+
+/// `[http]`: the API and HTTP ingest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Listen address, or `off`. Default `127.0.0.1:8080`.
+    pub listen: ListenAddr,
+    /// Largest request body accepted (compressed size), bytes. Default 16 MiB. Larger → 413.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression, bytes. Default 128 MiB. Inflation stops at the
+    /// limit (a gzip bomb is never inflated) → 413.
+    pub max_decompressed_bytes: usize,
+    /// Longest NDJSON line, bytes. Default 1 MiB. Longer lines are rejected (`line_too_long`).
+    pub max_line_bytes: usize,
+    /// Seconds a client is told to wait (`Retry-After`) when the pipeline is full. Default 1.
+    pub retry_after_secs: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: ListenAddr(Some(SocketAddr::from(([127, 0, 0, 1], 8080)))),
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 128 << 20,
+            max_line_bytes: 1 << 20,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// `[syslog]`: the syslog listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogSection {
+    /// UDP listen address, or `off`. Default `0.0.0.0:5514`.
+    pub udp: ListenAddr,
+    /// TCP listen address, or `off`. Default `0.0.0.0:5514`.
+    pub tcp: ListenAddr,
+    /// Longest frame kept, bytes; longer frames are truncated and flagged. Default 65536.
+    pub max_frame_bytes: usize,
+    /// TCP connections served at once; more are closed and counted. Default 1024.
+    pub max_connections: usize,
+    /// Seconds of silence after which a TCP connection is closed. Default 300.
+    pub idle_timeout_secs: u64,
+    /// Requested kernel UDP receive buffer, bytes. Default 8 MiB (capped by `net.core.rmem_max`).
+    pub udp_receive_buffer_bytes: usize,
+}
+
+impl Default for SyslogSection {
+    fn default() -> Self {
+        let any = SocketAddr::from(([0, 0, 0, 0], 5514));
+        SyslogSection {
+            udp: ListenAddr(Some(any)),
+            tcp: ListenAddr(Some(any)),
+            max_frame_bytes: 64 * 1024,
+            max_connections: 1024,
+            idle_timeout_secs: 300,
+            udp_receive_buffer_bytes: 8 << 20,
+        }
+    }
+}
+
+/// `[pipeline]`: parse workers and queues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Parse worker threads; 0 = one per core minus the indexer's, at least 1. Default 0.
+    pub workers: usize,
+    /// Batches the listener → worker queue holds before TCP pauses, HTTP gets 429 and UDP drops.
+    /// Default 1024.
+    pub queue_batches: usize,
+    /// Batches the worker → indexer queue holds. Default 256.
+    pub index_queue_batches: usize,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            workers: 0,
+            queue_batches: 1024,
+            index_queue_batches: 256,
+        }
+    }
+}
+
+/// `[index]`: the tantivy index.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexSection {
+    /// Milliseconds between commits; an event is searchable about this long after it arrives.
+    /// Default 1000.
+    pub commit_interval_ms: u64,
+    /// Memory budget of the index writer, MiB. Default 128.
+    pub writer_memory_mb: usize,
+}
+
+impl Default for IndexSection {
+    fn default() -> Self {
+        IndexSection {
+            commit_interval_ms: 1000,
+            writer_memory_mb: 128,
+        }
+    }
+}
+
+/// `[parse]`: parser settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParseSection {
+    /// Time zone for timestamps that carry no offset (RFC 3164): an IANA name
+    /// (`Europe/Paris`), `UTC`, or `local`. Default `UTC`.
+    pub default_timezone: String,
+    /// Fields extracted from one JSON body at most. Default 256.
+    pub max_json_fields: usize,
+    /// JSON nesting flattened at most. Default 16.
+    pub max_json_depth: usize,
+}
+
+impl Default for ParseSection {
+    fn default() -> Self {
+        ParseSection {
+            default_timezone: "UTC".to_string(),
+            max_json_fields: 256,
+            max_json_depth: 16,
+        }
+    }
+}
+
+/// Overrides from the command line (each `None` keeps the file's value).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub http: Option<ListenAddr>,
+    pub syslog_udp: Option<ListenAddr>,
+    pub syslog_tcp: Option<ListenAddr>,
+}
+
+/// The validated configuration the appliance runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: Option<SocketAddr>,
+    pub syslog_udp: Option<SocketAddr>,
+    pub syslog_tcp: Option<SocketAddr>,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_line_bytes: usize,
+    pub retry_after: Duration,
+    pub max_frame_bytes: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub udp_receive_buffer_bytes: usize,
+    pub workers: usize,
+    pub queue_batches: usize,
+    pub index_queue_batches: usize,
+    pub commit_interval: Duration,
+    pub writer_memory_bytes: usize,
+    pub default_timezone: jiff::tz::TimeZone,
+    pub max_json_fields: usize,
+    pub max_json_depth: usize,
+}
+
+impl ConfigFile {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ConfigFile::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// Applies CLI overrides.
+    pub fn with_overrides(mut self, overrides: Overrides) -> ConfigFile {
+        if let Some(data_dir) = overrides.data_dir {
+            self.data_dir = data_dir;
+        }
+        if let Some(http) = overrides.http {
+            self.http.listen = http;
+        }
+        if let Some(udp) = overrides.syslog_udp {
+            self.syslog.udp = udp;
+        }
+        if let Some(tcp) = overrides.syslog_tcp {
+            self.syslog.tcp = tcp;
+        }
+        self
+    }
+
+    /// Checks every value (no I/O besides time-zone lookup) and builds the domain config.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        fn positive(key: &'static str, value: usize) -> Result<usize, ConfigError> {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be greater than 0".to_string(),
+                });
+            }
+            Ok(value)
+        }
+        if self.syslog.max_frame_bytes < 480 || self.syslog.max_frame_bytes > 16 << 20 {
+            return Err(ConfigError::Invalid {
+                key: "syslog.max_frame_bytes",
+                message: "must be between 480 (RFC 5424's minimum) and 16 MiB".to_string(),
+            });
+        }
+        if self.index.commit_interval_ms < 10 {
+            return Err(ConfigError::Invalid {
+                key: "index.commit_interval_ms",
+                message: "must be at least 10".to_string(),
+            });
+        }
+        if self.index.writer_memory_mb < 16 {
+            return Err(ConfigError::Invalid {
+                key: "index.writer_memory_mb",
+                message: "must be at least 16 (tantivy's minimum per thread)".to_string(),
+            });
+        }
+        let default_timezone = parse_timezone(&self.parse.default_timezone)?;
+        let workers = if self.pipeline.workers == 0 {
+            std::thread::available_parallelism()
+                .map(|cores| cores.get().saturating_sub(1))
+                .unwrap_or(1)
+                .max(1)
+        } else {
+            self.pipeline.workers
+        };
+        Ok(Config {
+            data_dir: self.data_dir,
+            http: self.http.listen.0,
+            syslog_udp: self.syslog.udp.0,
+            syslog_tcp: self.syslog.tcp.0,
+            max_body_bytes: positive("http.max_body_bytes", self.http.max_body_bytes)?,
+            max_decompressed_bytes: positive(
+                "http.max_decompressed_bytes",
+                self.http.max_decompressed_bytes,
+            )?,
+            max_line_bytes: positive("http.max_line_bytes", self.http.max_line_bytes)?,
+            retry_after: Duration::from_secs(self.http.retry_after_secs.max(1)),
+            max_frame_bytes: self.syslog.max_frame_bytes,
+            max_connections: positive("syslog.max_connections", self.syslog.max_connections)?,
+            idle_timeout: Duration::from_secs(positive(
+                "syslog.idle_timeout_secs",
+                usize::try_from(self.syslog.idle_timeout_secs).unwrap_or(usize::MAX),
+            )? as u64),
+            udp_receive_buffer_bytes: self.syslog.udp_receive_buffer_bytes,
+            workers,
+            queue_batches: positive("pipeline.queue_batches", self.pipeline.queue_batches)?,
+            index_queue_batches: positive(
+                "pipeline.index_queue_batches",
+                self.pipeline.index_queue_batches,
+            )?,
+            commit_interval: Duration::from_millis(self.index.commit_interval_ms),
+            writer_memory_bytes: self.index.writer_memory_mb << 20,
+            default_timezone,
+            max_json_fields: positive("parse.max_json_fields", self.parse.max_json_fields)?,
+            max_json_depth: positive("parse.max_json_depth", self.parse.max_json_depth)?,
+        })
+    }
+}
+
+fn parse_timezone(name: &str) -> Result<jiff::tz::TimeZone, ConfigError> {
+    let trimmed = name.trim();
+    if trimmed.eq_ignore_ascii_case("utc") {
+        return Ok(jiff::tz::TimeZone::UTC);
+    }
+    if trimmed.eq_ignore_ascii_case("local") {
+        return Ok(jiff::tz::TimeZone::system());
+    }
+    jiff::tz::TimeZone::get(trimmed).map_err(|error| ConfigError::Invalid {
+        key: "parse.default_timezone",
+        message: format!("unknown time zone `{trimmed}`: {error}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_design_defaults() {
+        let config = ConfigFile::from_toml("")
+            .expect("empty toml")
+            .validate()
+            .expect("defaults validate");
+        assert_eq!(config.data_dir, PathBuf::from("./cairn-data"));
+        assert_eq!(config.http, Some("127.0.0.1:8080".parse().expect("addr")));
+        assert_eq!(
+            config.syslog_udp,
+            Some("0.0.0.0:5514".parse().expect("addr"))
+        );
+        assert_eq!(
+            config.syslog_tcp,
+            Some("0.0.0.0:5514".parse().expect("addr"))
+        );
+        assert_eq!(config.max_frame_bytes, 65536);
+        assert_eq!(config.commit_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let error = ConfigFile::from_toml("[syslog]\nmax_frame = 10\n").expect_err("unknown key");
+        assert!(error.contains("unknown field"), "{error}");
+        let error = ConfigFile::from_toml("colour = 'blue'\n").expect_err("unknown key");
+        assert!(error.contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn off_disables_a_listener_and_overrides_win() {
+        let file = ConfigFile::from_toml("[syslog]\nudp = \"off\"\ntcp = \"127.0.0.1:6514\"\n")
+            .expect("toml");
+        let config = file
+            .with_overrides(Overrides {
+                http: Some(ListenAddr::parse("off").expect("off")),
+                syslog_tcp: Some(ListenAddr::parse("127.0.0.1:7514").expect("addr")),
+                ..Overrides::default()
+            })
+            .validate()
+            .expect("valid");
+        assert_eq!(config.syslog_udp, None);
+        assert_eq!(config.http, None);
+        assert_eq!(
+            config.syslog_tcp,
+            Some("127.0.0.1:7514".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let error = ConfigFile::from_toml("[syslog]\nmax_frame_bytes = 10\n")
+            .expect("toml")
+            .validate()
+            .expect_err("too small");
+        assert!(
+            error.to_string().contains("syslog.max_frame_bytes"),
+            "{error}"
+        );
+        let error = ConfigFile::from_toml("[parse]\ndefault_timezone = \"Mars/Olympus\"\n")
+            .expect("toml")
+            .validate()
+            .expect_err("bad zone");
+        assert!(
+            error.to_string().contains("parse.default_timezone"),
+            "{error}"
+        );
+        let error = ConfigFile::from_toml("[http]\nlisten = \"nowhere\"\n").expect_err("bad addr");
+        assert!(error.contains("nowhere"), "{error}");
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let text = include_str!("../../deploy/cairn.toml");
+        ConfigFile::from_toml(text)
+            .expect("deploy/cairn.toml parses")
+            .validate()
+            .expect("deploy/cairn.toml validates");
+    }
+}

@@ -1,0 +1,116 @@
+//! The axum HTTP API: routes, shared state, and the error → status mapping ([`error`]).
+//!
+//! Every handler that does more than a few microseconds of work (searching, decoding a large
+//! body) runs it on tokio's blocking pool so the async runtime never stalls.
+
+pub mod error;
+mod ingest;
+mod search;
+mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use cairn_index::EventIndex;
+use cairn_ingest::batch::{SeqAllocator, Work};
+use cairn_ingest::parse::ParseOptions;
+use cairn_ingest::queue::BatchQueue;
+use cairn_ingest::stats::Stats;
+
+use crate::pipeline::DepthProbe;
+pub use error::ApiError;
+
+/// Limits of HTTP ingest.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_line_bytes: usize,
+    pub retry_after: Duration,
+}
+
+/// State shared by all handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    index: Arc<EventIndex>,
+    stats: Arc<Stats>,
+    work_queue: BatchQueue<Work>,
+    depths: DepthProbe,
+    seqs: SeqAllocator,
+    parse_options: ParseOptions,
+    limits: HttpLimits,
+    ready: AtomicBool,
+    started: Instant,
+}
+
+impl AppState {
+    /// Builds the state; the appliance reports ready once [`AppState::set_ready`] is called.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: Arc<EventIndex>,
+        stats: Arc<Stats>,
+        work_queue: BatchQueue<Work>,
+        depths: DepthProbe,
+        seqs: SeqAllocator,
+        parse_options: ParseOptions,
+        limits: HttpLimits,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(StateInner {
+                index,
+                stats,
+                work_queue,
+                depths,
+                seqs,
+                parse_options,
+                limits,
+                ready: AtomicBool::new(false),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// `/readyz` answers 200 while this is true.
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.inner.limits.max_body_bytes;
+    Router::new()
+        .route("/api/v1/search", get(search::search))
+        .route(
+            "/api/v1/ingest",
+            post(ingest::ingest).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/api/v1/stats", get(status::stats))
+        .route("/metrics", get(status::metrics))
+        .route("/healthz", get(status::healthz))
+        .route("/readyz", get(status::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}

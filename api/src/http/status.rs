@@ -1,0 +1,218 @@
+//! `/api/v1/stats`, `/metrics`, `/healthz`, `/readyz`.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_ingest::stats::StatsSnapshot;
+use serde::Serialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::pipeline::QueueDepths;
+
+#[derive(Debug, Serialize)]
+pub(super) struct StatsResponse {
+    #[serde(flatten)]
+    counters: StatsSnapshot,
+    queues: QueueDepths,
+    index_docs: u64,
+    uptime_secs: u64,
+}
+
+fn collect(state: &AppState) -> StatsResponse {
+    StatsResponse {
+        counters: state.inner.stats.snapshot(),
+        queues: state.inner.depths.depths(),
+        index_docs: state.inner.index.doc_count(),
+        uptime_secs: state.inner.started.elapsed().as_secs(),
+    }
+}
+
+pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
+    Json(collect(&state))
+}
+
+/// Prometheus text exposition format (version 0.0.4).
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = collect(&state);
+    let counters = &stats.counters;
+    let mut out = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let labelled = |label: &str, map: &std::collections::BTreeMap<String, u64>| {
+        map.iter()
+            .map(|(key, value)| (format!("{{{label}=\"{key}\"}}"), *value))
+            .collect::<Vec<_>>()
+    };
+    let plain = |value: u64| vec![(String::new(), value)];
+    family(
+        "cairn_received_events_total",
+        "counter",
+        "Events received, by source.",
+        &labelled("source", &counters.received_by_source),
+    );
+    family(
+        "cairn_received_bytes_total",
+        "counter",
+        "Bytes received, by source.",
+        &labelled("source", &counters.received_bytes_by_source),
+    );
+    family(
+        "cairn_parsed_events_total",
+        "counter",
+        "Events parsed without error.",
+        &plain(counters.parsed),
+    );
+    family(
+        "cairn_malformed_events_total",
+        "counter",
+        "Events that did not parse (indexed raw, flagged parse_error).",
+        &plain(counters.malformed),
+    );
+    family(
+        "cairn_truncated_events_total",
+        "counter",
+        "Frames cut at max_frame_bytes.",
+        &plain(counters.truncated),
+    );
+    family(
+        "cairn_invalid_utf8_events_total",
+        "counter",
+        "Frames converted lossily from invalid UTF-8.",
+        &plain(counters.invalid_utf8),
+    );
+    family(
+        "cairn_indexed_events_total",
+        "counter",
+        "Events committed to the index.",
+        &plain(counters.indexed),
+    );
+    family(
+        "cairn_dropped_events_total",
+        "counter",
+        "Events received but not indexed, by reason.",
+        &labelled("reason", &counters.dropped),
+    );
+    family(
+        "cairn_rejected_events_total",
+        "counter",
+        "HTTP lines rejected, by reason.",
+        &labelled("reason", &counters.rejected),
+    );
+    family(
+        "cairn_index_commits_total",
+        "counter",
+        "Index commits.",
+        &plain(counters.commits),
+    );
+    family(
+        "cairn_tcp_connections_accepted_total",
+        "counter",
+        "TCP connections accepted.",
+        &plain(counters.connections_accepted),
+    );
+    family(
+        "cairn_tcp_connections_refused_total",
+        "counter",
+        "TCP connections refused at max_connections.",
+        &plain(counters.connections_refused),
+    );
+    family(
+        "cairn_tcp_connections_idle_closed_total",
+        "counter",
+        "TCP connections closed for idleness.",
+        &plain(counters.connections_idle_closed),
+    );
+    family(
+        "cairn_tcp_connections_open",
+        "gauge",
+        "TCP connections open now.",
+        &plain(counters.connections_open),
+    );
+    family(
+        "cairn_http_throttled_total",
+        "counter",
+        "HTTP ingest requests answered 429.",
+        &plain(counters.http_throttled),
+    );
+    family(
+        "cairn_http_body_too_large_total",
+        "counter",
+        "HTTP ingest requests answered 413.",
+        &plain(counters.http_body_too_large),
+    );
+    family(
+        "cairn_queue_batches",
+        "gauge",
+        "Batches waiting in each pipeline queue.",
+        &[
+            (
+                "{queue=\"work\"}".to_string(),
+                stats.queues.work_batches as u64,
+            ),
+            (
+                "{queue=\"index\"}".to_string(),
+                stats.queues.index_batches as u64,
+            ),
+        ],
+    );
+    family(
+        "cairn_queue_capacity_batches",
+        "gauge",
+        "Capacity of each pipeline queue.",
+        &[
+            (
+                "{queue=\"work\"}".to_string(),
+                stats.queues.work_capacity as u64,
+            ),
+            (
+                "{queue=\"index\"}".to_string(),
+                stats.queues.index_capacity as u64,
+            ),
+        ],
+    );
+    family(
+        "cairn_index_docs",
+        "gauge",
+        "Documents in the committed index.",
+        &plain(stats.index_docs),
+    );
+    family(
+        "cairn_uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        &plain(stats.uptime_secs),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+pub(super) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": {"code": "unavailable", "message": "cairn is starting or stopping"}})),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,203 @@
+//! Wiring: opens the index, starts the pipeline threads, binds the listeners and the HTTP API,
+//! and shuts everything down in order.
+//!
+//! Start order: index → pipeline → listeners → HTTP → ready. Stop order (on the shutdown token):
+//! not ready → listeners and HTTP stop accepting → pipeline drains and commits. The whole stop is
+//! bounded by [`SHUTDOWN_GRACE`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_index::{EventIndex, IndexOptions};
+use cairn_ingest::batch::SeqAllocator;
+use cairn_ingest::listeners::{ListenerContext, tcp, udp};
+use cairn_ingest::parse::ParseOptions;
+use cairn_ingest::stats::Stats;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{AppState, HttpLimits, router};
+use crate::pipeline::{Pipeline, PipelineConfig};
+
+/// How long a graceful stop may take before the process gives up waiting.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why the appliance could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Index(#[from] cairn_index::IndexError),
+    #[error(transparent)]
+    Listener(#[from] cairn_ingest::IngestError),
+    #[error("cannot bind http on {addr}: {source}")]
+    HttpBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the appliance until `shutdown` is cancelled, then stops gracefully.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let index_dir = config.data_dir.join("index");
+    let index = Arc::new(EventIndex::open_or_create(
+        &index_dir,
+        IndexOptions {
+            writer_memory_bytes: config.writer_memory_bytes,
+            ..IndexOptions::default()
+        },
+    )?);
+    let next_seq = index
+        .last_commit()
+        .map(|payload| payload.last_seq.0 + 1)
+        .unwrap_or(1)
+        .max(index.max_seq()?.map(|seq| seq.0 + 1).unwrap_or(1));
+    tracing::info!(
+        dir = %index_dir.display(),
+        docs = index.doc_count(),
+        next_seq,
+        "index open"
+    );
+
+    let stats = Arc::new(Stats::new());
+    let parse_options = ParseOptions {
+        default_tz: config.default_timezone.clone(),
+        max_json_fields: config.max_json_fields,
+        max_json_depth: config.max_json_depth,
+    };
+    let pipeline = Pipeline::start(
+        &PipelineConfig {
+            workers: config.workers,
+            queue_batches: config.queue_batches,
+            index_queue_batches: config.index_queue_batches,
+            commit_interval: config.commit_interval,
+        },
+        Arc::clone(&index),
+        parse_options.clone(),
+        Arc::clone(&stats),
+    )?;
+    let seqs = SeqAllocator::starting_at(next_seq);
+    let listener_shutdown = CancellationToken::new();
+    let context = ListenerContext {
+        queue: pipeline.work_queue(),
+        seqs: seqs.clone(),
+        stats: Arc::clone(&stats),
+        shutdown: listener_shutdown.clone(),
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = start_listeners(&config, &context, &mut tasks).await;
+    if let Err(error) = started {
+        listener_shutdown.cancel();
+        tasks.shutdown().await;
+        tokio::task::spawn_blocking(move || pipeline.shutdown())
+            .await
+            .ok();
+        return Err(error);
+    }
+
+    let state = AppState::new(
+        Arc::clone(&index),
+        Arc::clone(&stats),
+        pipeline.work_queue(),
+        pipeline.depth_probe(),
+        seqs,
+        parse_options,
+        HttpLimits {
+            max_body_bytes: config.max_body_bytes,
+            max_decompressed_bytes: config.max_decompressed_bytes,
+            max_line_bytes: config.max_line_bytes,
+            retry_after: config.retry_after,
+        },
+    );
+    if let Some(addr) = config.http {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                listener_shutdown.cancel();
+                tasks.shutdown().await;
+                tokio::task::spawn_blocking(move || pipeline.shutdown())
+                    .await
+                    .ok();
+                return Err(ServeError::HttpBind { addr, source });
+            }
+        };
+        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "http listening");
+        let app = router(state.clone());
+        let http_shutdown = listener_shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "http server failed");
+            }
+        });
+    }
+    state.set_ready(true);
+    tracing::info!("cairn is ready");
+
+    shutdown.cancelled().await;
+    tracing::info!("stopping: no new input, draining the pipeline");
+    state.set_ready(false);
+    listener_shutdown.cancel();
+    let stop = async {
+        while tasks.join_next().await.is_some() {}
+        let drained = tokio::task::spawn_blocking(move || pipeline.shutdown()).await;
+        if drained.is_err() {
+            tracing::error!("pipeline shutdown panicked");
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, stop).await.is_err() {
+        tracing::error!(grace = ?SHUTDOWN_GRACE, "graceful stop timed out");
+    }
+    let snapshot = stats.snapshot();
+    tracing::info!(
+        received = snapshot.received,
+        indexed = snapshot.indexed,
+        dropped = snapshot.dropped_total,
+        rejected = snapshot.rejected_total,
+        "stopped"
+    );
+    Ok(())
+}
+
+async fn start_listeners(
+    config: &Config,
+    context: &ListenerContext,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(), ServeError> {
+    if let Some(addr) = config.syslog_udp {
+        let udp_config = udp::UdpConfig {
+            max_frame_bytes: config.max_frame_bytes,
+            receive_buffer_bytes: config.udp_receive_buffer_bytes,
+            ..udp::UdpConfig::default()
+        };
+        let socket = udp::bind(addr, &udp_config)?;
+        tracing::info!(addr = %socket.local_addr().unwrap_or(addr), "syslog udp listening");
+        tasks.spawn(udp::run(socket, udp_config, context.clone()));
+    }
+    if let Some(addr) = config.syslog_tcp {
+        let listener = tcp::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "syslog tcp listening");
+        let tcp_config = tcp::TcpConfig {
+            max_frame_bytes: config.max_frame_bytes,
+            max_connections: config.max_connections,
+            idle_timeout: config.idle_timeout,
+            ..tcp::TcpConfig::default()
+        };
+        tasks.spawn(tcp::run(listener, tcp_config, context.clone()));
+    }
+    Ok(())
+}
