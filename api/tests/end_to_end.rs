@@ -429,3 +429,41 @@ fn bodies_over_the_limits_get_413() {
     let stats = cairn.stats();
     assert_eq!(stats["http_body_too_large"], 2, "{stats}");
 }
+
+#[test]
+fn many_concurrent_tcp_connections_deliver_every_line() {
+    let data = TempDir::new("concurrent");
+    let cairn = Cairn::start(data.path(), &[]);
+    let token = unique_token("conc");
+    let senders: Vec<_> = (0..40)
+        .map(|connection| {
+            let port = cairn.syslog_port;
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                let mut payload = String::new();
+                for n in 0..250 {
+                    // Mix both framings on the same connection, as the framer detects per frame.
+                    let line = format!("<14>Mar  3 04:05:06 conn{connection} app: {token} c{connection} n{n}");
+                    if n % 2 == 0 {
+                        payload.push_str(&format!("{} {line}", line.len()));
+                    } else {
+                        payload.push_str(&line);
+                        payload.push('\n');
+                    }
+                }
+                stream.write_all(payload.as_bytes()).expect("write");
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("sender thread");
+    }
+    let result = cairn.search_until(&token, 10_000);
+    assert_eq!(result["total"], 10_000, "{}", result["total"]);
+    let one_connection = cairn.search(&format!("{token} AND host:conn7"), "");
+    assert_eq!(one_connection["total"], 250, "{one_connection}");
+    let stats = cairn.stats_until("all connections closed", |stats| stats["connections_open"] == 0);
+    assert_eq!(stats["connections_accepted"], 40, "{stats}");
+    assert_eq!(stats["malformed"], 0, "{stats}");
+}
