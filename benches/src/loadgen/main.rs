@@ -69,9 +69,9 @@ struct Args {
     /// Deadline in seconds for sending and waiting together; the run stops then, incomplete.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
-    /// UDP: stop waiting once the count has not grown for this many seconds after sending
-    /// (datagrams lost before the appliance saw them are never counted).
-    #[arg(long, default_value_t = 3)]
+    /// UDP: when `/api/v1/stats` lacks the reconciliation counters, stop waiting once the count
+    /// has not grown for this many seconds since sending ended (lost datagrams never show up).
+    #[arg(long, default_value_t = 5)]
     udp_settle: u64,
     /// PID of the appliance, to report its peak RSS (`VmHWM`, and `VmRSS` sampled every 100 ms).
     #[arg(long)]
@@ -210,6 +210,7 @@ fn validate(args: &Args) -> Result<()> {
 /// Counters read from `/api/v1/stats` (`None` when the endpoint or the field is missing).
 #[derive(Debug, Default, Clone, Copy)]
 struct StatsSample {
+    received: Option<u64>,
     indexed: Option<u64>,
     dropped_total: Option<u64>,
     rejected_total: Option<u64>,
@@ -218,6 +219,7 @@ struct StatsSample {
 fn sample_stats(client: &mut HttpClient) -> StatsSample {
     match appliance::stats(client) {
         Ok(stats) => StatsSample {
+            received: appliance::stat(&stats, "received"),
             indexed: appliance::stat(&stats, "indexed"),
             dropped_total: appliance::stat(&stats, "dropped_total"),
             rejected_total: appliance::stat(&stats, "rejected_total"),
@@ -320,7 +322,8 @@ fn run(args: &Args) -> Result<bool> {
     let deadline = start + timeout;
     let plan = SendPlan { deadline, ..plan };
     let reports = send::run_all(&plan, senders, args.events)?;
-    let send_secs = start.elapsed().as_secs_f64();
+    let send_end = Instant::now();
+    let send_secs = send_end.duration_since(start).as_secs_f64();
     let totals = reports
         .iter()
         .fold(SenderReport::default(), |sum, report| SenderReport {
@@ -341,8 +344,11 @@ fn run(args: &Args) -> Result<bool> {
         &mut api,
         &run_id,
         stats_before,
-        start,
-        deadline,
+        Timeline {
+            start,
+            send_end,
+            deadline,
+        },
         spawned.as_mut(),
     )?;
     let e2e_secs = outcome.last_growth.duration_since(start).as_secs_f64();
@@ -357,6 +363,7 @@ fn run(args: &Args) -> Result<bool> {
         (None, Some(_)) if sampled_max_rss > 0 => Some(sampled_max_rss),
         _ => None,
     };
+    let received = delta(stats_before.received, stats_after.received);
     let dropped = delta(stats_before.dropped_total, stats_after.dropped_total);
     let rejected = delta(stats_before.rejected_total, stats_after.rejected_total);
     let udp_rcvbuf_errors = delta(udp_errors_before, udp_errors_after);
@@ -383,7 +390,8 @@ fn run(args: &Args) -> Result<bool> {
     }
     if args.mode == Mode::Udp {
         println!(
-            "udp: appliance dropped {}, kernel receive-buffer drops {} (system-wide), send errors {}",
+            "udp: appliance received {}, dropped {}; kernel receive-buffer drops {} (system-wide); send errors {}",
+            received.map_or("?".to_owned(), |n| n.to_string()),
             dropped.map_or("?".to_owned(), |n| n.to_string()),
             udp_rcvbuf_errors.map_or("?".to_owned(), |n| n.to_string()),
             totals.send_errors
@@ -416,6 +424,7 @@ fn run(args: &Args) -> Result<bool> {
         "peak_rss_bytes": peak_rss,
         "vm_hwm_bytes": vm_hwm,
         "sampled_max_rss_bytes": (sampled_max_rss > 0).then_some(sampled_max_rss),
+        "received": received,
         "dropped": dropped,
         "rejected": rejected,
         "udp_rcvbuf_errors": (args.mode == Mode::Udp).then_some(udp_rcvbuf_errors).flatten(),
@@ -425,6 +434,17 @@ fn run(args: &Args) -> Result<bool> {
     println!("{summary}");
     // UDP may lose datagrams by design; a UDP run that settled is complete enough.
     Ok(outcome.complete || (args.mode == Mode::Udp && outcome.settled))
+}
+
+/// The instants of one run.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    /// The first byte was sent.
+    start: Instant,
+    /// The last sender finished.
+    send_end: Instant,
+    /// Everything stops.
+    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -446,10 +466,14 @@ fn wait_searchable(
     api: &mut HttpClient,
     run_id: &str,
     stats_before: StatsSample,
-    start: Instant,
-    deadline: Instant,
+    timeline: Timeline,
     mut spawned: Option<&mut SpawnedCairn>,
 ) -> Result<WaitOutcome> {
+    let Timeline {
+        start,
+        send_end,
+        deadline,
+    } = timeline;
     let settle = Duration::from_secs(args.udp_settle);
     let mut found = 0;
     let mut last_growth = start;
@@ -485,7 +509,9 @@ fn wait_searchable(
                 settled: false,
             });
         }
-        if args.mode == Mode::Udp && now.duration_since(last_growth) >= settle {
+        if args.mode == Mode::Udp
+            && udp_settled(api, stats_before, found, send_end, last_growth, settle)
+        {
             return Ok(WaitOutcome {
                 found,
                 last_growth,
@@ -514,6 +540,35 @@ fn wait_searchable(
         }
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// UDP can lose datagrams, so a UDP run may never reach N. It has settled when the appliance has
+/// nothing in flight (`received = indexed + dropped_total + rejected_total`, its reconciliation
+/// invariant), sending ended at least a second ago, and everything it indexed during the run is
+/// found. Without usable stats: when the count has not grown for `settle` since sending ended.
+fn udp_settled(
+    api: &mut HttpClient,
+    stats_before: StatsSample,
+    found: u64,
+    send_end: Instant,
+    last_growth: Instant,
+    settle: Duration,
+) -> bool {
+    let stats = sample_stats(api);
+    if let (Some(received), Some(indexed), Some(dropped), Some(rejected)) = (
+        stats.received,
+        stats.indexed,
+        stats.dropped_total,
+        stats.rejected_total,
+    ) {
+        let in_flight = received.saturating_sub(indexed + dropped + rejected);
+        let indexed_during_run = indexed.saturating_sub(stats_before.indexed.unwrap_or(0));
+        // The grace second lets datagrams still in the socket buffer reach `received`.
+        return in_flight == 0
+            && found >= indexed_during_run
+            && send_end.elapsed() >= Duration::from_secs(1);
+    }
+    last_growth.max(send_end).elapsed() >= settle
 }
 
 #[cfg(test)]

@@ -425,6 +425,13 @@ fn sd_param<'a>(cursor: &mut Cursor<'a>) -> Option<(&'a str, Cow<'a, str>)> {
     }
     let name = cursor.str(name_start, cursor.index);
     cursor.index += 1;
+    if !cursor.strict && bytes.get(cursor.index) == Some(&b' ') {
+        // `name= "value"`: invalid, but rsyslog reads it as a parameter; lenient mode does too.
+        cursor.fail(Rfc5424ErrorKind::StructuredData, cursor.index);
+        while bytes.get(cursor.index) == Some(&b' ') {
+            cursor.index += 1;
+        }
+    }
     if bytes.get(cursor.index) != Some(&b'"') {
         cursor.fail(Rfc5424ErrorKind::StructuredData, cursor.index);
         return None;

@@ -168,7 +168,8 @@ fn rfc3164_table() {
             format: Format::Rfc3164,
             ts: Some("2024-02-18T16:01:59Z"),
             host: Some("serverX"),
-            message: "-- MARK --",
+            app: Some("--"),
+            message: "MARK --",
             ..NONE
         },
     );
@@ -275,6 +276,33 @@ fn sd_value_with_escape_is_owned_and_without_is_span() {
     assert_eq!(params[0].1, Text::owned("q\"q"));
     assert!(matches!(params[1].1, Text::Span(_)));
     assert_eq!(event.text(&params[1].1), "plain");
+}
+
+#[test]
+fn sd_param_with_space_after_equals_is_read_but_flagged() {
+    // rsyslog's testbench sends `eventSource= "Application"`; rsyslog reads it as a parameter.
+    let event = parse(
+        br#"<165>1 2003-10-11T22:14:15.003Z host evntslog - ID47 [ex@32473 iut="3" eventSource= "App"] hi"#,
+    );
+    assert!(event.flags.contains(EventFlags::PARSE_ERROR));
+    assert_eq!(event.message_str(), "hi");
+    let params = &event.structured_data[0].params;
+    assert_eq!(event.text(&params[1].0), "eventSource");
+    assert_eq!(event.text(&params[1].1), "App");
+    assert!(parse_rfc5424_strict(b"<1>1 - - - - - [x@1 a= \"b\"]").is_err());
+}
+
+#[test]
+fn repeat_notice_has_no_tag_and_is_not_an_error() {
+    check(
+        b"<13>last message repeated 5 times",
+        &Expect {
+            format: Format::Rfc3164,
+            pri: Some((1, 5)),
+            message: "last message repeated 5 times",
+            ..NONE
+        },
+    );
 }
 
 #[test]
