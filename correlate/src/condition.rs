@@ -73,7 +73,11 @@ impl fmt::Display for Condition {
             }
             Condition::Not(inner) => write!(f, "not {inner}"),
             Condition::And(children) | Condition::Or(children) => {
-                let joiner = if matches!(self, Condition::And(_)) { " and " } else { " or " };
+                let joiner = if matches!(self, Condition::And(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
                 f.write_str("(")?;
                 for (index, child) in children.iter().enumerate() {
                     if index > 0 {
@@ -128,7 +132,9 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 tokens.push(Token::Word(word));
             }
             other => {
-                return Err(format!("unexpected character {other:?} at offset {position}"));
+                return Err(format!(
+                    "unexpected character {other:?} at offset {position}"
+                ));
             }
         }
     }
@@ -152,7 +158,10 @@ pub fn parse_condition(text: &str) -> Result<Condition, String> {
     };
     let condition = parser.parse_or()?;
     if let Some(token) = parser.tokens.get(parser.position) {
-        return Err(format!("unexpected {} after a complete expression", describe(token)));
+        return Err(format!(
+            "unexpected {} after a complete expression",
+            describe(token)
+        ));
     }
     Ok(condition)
 }
@@ -336,10 +345,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(parse_condition("a and").unwrap_err().contains("end of condition"));
+        assert!(
+            parse_condition("a and")
+                .unwrap_err()
+                .contains("end of condition")
+        );
         assert!(parse_condition("(a").unwrap_err().contains("missing ')'"));
         assert!(parse_condition("a b").unwrap_err().contains("'b'"));
-        assert!(parse_condition("sel | count() > 5").unwrap_err().contains("aggregation"));
+        assert!(
+            parse_condition("sel | count() > 5")
+                .unwrap_err()
+                .contains("aggregation")
+        );
         assert!(parse_condition("2 of x*").unwrap_err().contains("'2 of'"));
         assert!(parse_condition("sel*").unwrap_err().contains("wildcard"));
     }
@@ -347,9 +364,17 @@ mod tests {
     #[test]
     fn deep_nesting_is_rejected_not_overflowed() {
         let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
-        assert!(parse_condition(&deep).unwrap_err().contains("nested deeper"));
+        assert!(
+            parse_condition(&deep)
+                .unwrap_err()
+                .contains("nested deeper")
+        );
         let nots = format!("{}a", "not ".repeat(100_000));
-        assert!(parse_condition(&nots).unwrap_err().contains("nested deeper"));
+        assert!(
+            parse_condition(&nots)
+                .unwrap_err()
+                .contains("nested deeper")
+        );
     }
 
     #[test]

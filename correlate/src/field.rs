@@ -52,7 +52,10 @@ pub(crate) enum FieldRef {
     /// name (any SD-ID).
     Named(Box<str>),
     /// `sd.<id>.<param>`.
-    Sd { id: Box<str>, param: Box<str> },
+    Sd {
+        id: Box<str>,
+        param: Box<str>,
+    },
 }
 
 /// Resolves a Sigma field name: the mapping first, then the built-in aliases (ASCII
@@ -262,7 +265,9 @@ impl LogsourceEntry {
     fn applies_to(&self, logsource: &LogSource) -> bool {
         let key_matches = |entry: &Option<String>, rule: &Option<String>| match entry {
             None => true,
-            Some(entry) => rule.as_deref().is_some_and(|rule| rule.eq_ignore_ascii_case(entry)),
+            Some(entry) => rule
+                .as_deref()
+                .is_some_and(|rule| rule.eq_ignore_ascii_case(entry)),
         };
         (self.category.is_some() || self.product.is_some() || self.service.is_some())
             && key_matches(&self.category, &logsource.category)
@@ -325,7 +330,11 @@ impl Default for LogsourceMapping {
                 service("su", "app", &["su"]),
                 service("cron", "app", &["cron", "crond", "anacron"]),
                 service("vsftpd", "app", &["vsftpd"]),
-                service("clamav", "app", &["clamd", "freshclam", "clamscan", "clamav"]),
+                service(
+                    "clamav",
+                    "app",
+                    &["clamd", "freshclam", "clamscan", "clamav"],
+                ),
                 service("auth", "facility", &["auth", "authpriv"]),
             ],
         }

@@ -44,7 +44,9 @@ pub(crate) fn literal_tokens(text: &str) -> Vec<Token> {
 }
 
 pub(crate) fn has_wildcards(tokens: &[Token]) -> bool {
-    tokens.iter().any(|token| !matches!(token, Token::Literal(_)))
+    tokens
+        .iter()
+        .any(|token| !matches!(token, Token::Literal(_)))
 }
 
 pub(crate) fn tokens_to_string(tokens: &[Token]) -> String {
@@ -105,7 +107,9 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
         let triple = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
         for (index, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if index <= chunk.len() {
-                out.push(char::from(BASE64_ALPHABET[((triple >> shift) & 63) as usize]));
+                out.push(char::from(
+                    BASE64_ALPHABET[((triple >> shift) & 63) as usize],
+                ));
             } else {
                 out.push('=');
             }
@@ -172,11 +176,15 @@ impl Cidr {
     pub(crate) fn contains(&self, address: IpAddr) -> bool {
         match (self.network, address) {
             (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(network) & mask == u32::from(address) & mask
             }
             (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(network) & mask == u128::from(address) & mask
             }
             _ => false,
@@ -200,7 +208,11 @@ pub(crate) fn compile_glob(tokens: &[Token], cased: bool) -> Vec<GlobToken> {
             Token::Literal(c) => {
                 let mut buffer = [0u8; 4];
                 for byte in c.encode_utf8(&mut buffer).bytes() {
-                    out.push(GlobToken::Byte(if cased { byte } else { byte.to_ascii_lowercase() }));
+                    out.push(GlobToken::Byte(if cased {
+                        byte
+                    } else {
+                        byte.to_ascii_lowercase()
+                    }));
                 }
             }
             Token::One => out.push(GlobToken::One),
@@ -244,7 +256,11 @@ pub(crate) fn glob_match(pattern: &[GlobToken], text: &str, cased: bool) -> bool
                 continue;
             }
             Some(GlobToken::Byte(byte)) => {
-                let actual = if cased { text[t] } else { text[t].to_ascii_lowercase() };
+                let actual = if cased {
+                    text[t]
+                } else {
+                    text[t].to_ascii_lowercase()
+                };
                 (actual == *byte).then_some(1)
             }
             Some(GlobToken::One) => Some(char_len_at(text, t)),
@@ -280,7 +296,11 @@ pub(crate) fn starts_with_text(haystack: &str, needle: &str, cased: bool) -> boo
     let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
     haystack.len() >= needle.len() && {
         let head = &haystack[..needle.len()];
-        if cased { head == needle } else { head.eq_ignore_ascii_case(needle) }
+        if cased {
+            head == needle
+        } else {
+            head.eq_ignore_ascii_case(needle)
+        }
     }
 }
 
@@ -288,7 +308,11 @@ pub(crate) fn ends_with_text(haystack: &str, needle: &str, cased: bool) -> bool 
     let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
     haystack.len() >= needle.len() && {
         let tail = &haystack[haystack.len() - needle.len()..];
-        if cased { tail == needle } else { tail.eq_ignore_ascii_case(needle) }
+        if cased {
+            tail == needle
+        } else {
+            tail.eq_ignore_ascii_case(needle)
+        }
     }
 }
 
@@ -311,10 +335,22 @@ mod tests {
     fn escapes_follow_the_spec_table() {
         assert_eq!(tokens_to_string(&parse_wildcards(r"a\*b")), "a*b");
         assert_eq!(parse_wildcards(r"a\*b")[1], Token::Literal('*'));
-        assert_eq!(parse_wildcards(r"\\*"), vec![Token::Literal('\\'), Token::Star]);
-        assert_eq!(parse_wildcards(r"\\\*"), vec![Token::Literal('\\'), Token::Literal('*')]);
-        assert_eq!(parse_wildcards(r"\\\\"), vec![Token::Literal('\\'), Token::Literal('\\')]);
-        assert_eq!(parse_wildcards(r"C:\Windows"), literal_tokens(r"C:\Windows"));
+        assert_eq!(
+            parse_wildcards(r"\\*"),
+            vec![Token::Literal('\\'), Token::Star]
+        );
+        assert_eq!(
+            parse_wildcards(r"\\\*"),
+            vec![Token::Literal('\\'), Token::Literal('*')]
+        );
+        assert_eq!(
+            parse_wildcards(r"\\\\"),
+            vec![Token::Literal('\\'), Token::Literal('\\')]
+        );
+        assert_eq!(
+            parse_wildcards(r"C:\Windows"),
+            literal_tokens(r"C:\Windows")
+        );
     }
 
     #[test]
@@ -339,7 +375,9 @@ mod tests {
             whole.extend_from_slice(b"tail");
             let encoded = base64_encode(&whole);
             assert!(
-                base64_offsets(value).iter().any(|variant| encoded.contains(variant.as_str())),
+                base64_offsets(value)
+                    .iter()
+                    .any(|variant| encoded.contains(variant.as_str())),
                 "{prefix:?}"
             );
         }
@@ -363,7 +401,11 @@ mod tests {
         assert!(!net.contains("::1".parse().unwrap()));
         let net6 = Cidr::parse("fe80::/10").unwrap();
         assert!(net6.contains("fe80::1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("nope").is_none());
     }
@@ -377,6 +419,10 @@ mod tests {
         let star = compile_glob(&parse_wildcards("*é*?"), true);
         assert!(glob_match(&star, "xéyz", true));
         assert!(!glob_match(&star, "xé", true));
-        assert!(glob_match(&compile_glob(&parse_wildcards("*"), true), "", true));
+        assert!(glob_match(
+            &compile_glob(&parse_wildcards("*"), true),
+            "",
+            true
+        ));
     }
 }
