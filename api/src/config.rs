@@ -145,9 +145,9 @@ pub struct PipelineSection {
     /// Parse worker threads; 0 = one per core minus the indexer's, at least 1. Default 0.
     pub workers: usize,
     /// Batches the listener → worker queue holds before TCP pauses, HTTP gets 429 and UDP drops.
-    /// Default 1024.
+    /// A TCP batch is one read (up to 64 KiB). Default 256.
     pub queue_batches: usize,
-    /// Batches the worker → indexer queue holds. Default 256.
+    /// Batches the worker → indexer queue holds. Default 32.
     pub index_queue_batches: usize,
 }
 
@@ -155,8 +155,8 @@ impl Default for PipelineSection {
     fn default() -> Self {
         PipelineSection {
             workers: 0,
-            queue_batches: 1024,
-            index_queue_batches: 256,
+            queue_batches: 256,
+            index_queue_batches: 32,
         }
     }
 }
@@ -168,8 +168,11 @@ pub struct IndexSection {
     /// Milliseconds between commits; an event is searchable about this long after it arrives.
     /// Default 1000.
     pub commit_interval_ms: u64,
-    /// Memory budget of the index writer, MiB. Default 128.
+    /// Memory budget of the index writer, MiB (shared by its threads). Default 128.
     pub writer_memory_mb: usize,
+    /// tantivy indexing threads; 0 = one per core (at most 4). Indexing is the costliest stage.
+    /// Default 0.
+    pub writer_threads: usize,
 }
 
 impl Default for IndexSection {
@@ -177,6 +180,7 @@ impl Default for IndexSection {
         IndexSection {
             commit_interval_ms: 1000,
             writer_memory_mb: 128,
+            writer_threads: 0,
         }
     }
 }
@@ -233,6 +237,7 @@ pub struct Config {
     pub index_queue_batches: usize,
     pub commit_interval: Duration,
     pub writer_memory_bytes: usize,
+    pub writer_threads: usize,
     pub default_timezone: jiff::tz::TimeZone,
     pub max_json_fields: usize,
     pub max_json_depth: usize,
@@ -303,6 +308,21 @@ impl ConfigFile {
             });
         }
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
+        let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(1);
+        let writer_threads = if self.index.writer_threads == 0 {
+            cores.clamp(1, 4)
+        } else {
+            self.index.writer_threads
+        };
+        if writer_threads > 8 || self.index.writer_memory_mb < 16 * writer_threads {
+            return Err(ConfigError::Invalid {
+                key: "index.writer_threads",
+                message: format!(
+                    "must be at most 8, with writer_memory_mb at least 16 per thread ({writer_threads} threads, {} MiB)",
+                    self.index.writer_memory_mb
+                ),
+            });
+        }
         let workers = if self.pipeline.workers == 0 {
             std::thread::available_parallelism()
                 .map(|cores| cores.get().saturating_sub(1))
@@ -338,6 +358,7 @@ impl ConfigFile {
             )?,
             commit_interval: Duration::from_millis(self.index.commit_interval_ms),
             writer_memory_bytes: self.index.writer_memory_mb << 20,
+            writer_threads,
             default_timezone,
             max_json_fields: positive("parse.max_json_fields", self.parse.max_json_fields)?,
             max_json_depth: positive("parse.max_json_depth", self.parse.max_json_depth)?,

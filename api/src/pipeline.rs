@@ -241,7 +241,13 @@ fn indexer_loop(
                     last_seq,
                     wal_position: None,
                 };
-                match writer.commit(&payload) {
+                let commit_started = Instant::now();
+                let committed = writer.commit(&payload);
+                let commit_took = commit_started.elapsed();
+                if commit_took > commit_interval {
+                    tracing::info!(took = ?commit_took, events = pending, "slow index commit");
+                }
+                match committed {
                     Ok(()) => {
                         stats.record_indexed(pending);
                         stats.record_commit();

@@ -55,6 +55,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         &index_dir,
         IndexOptions {
             writer_memory_bytes: config.writer_memory_bytes,
+            writer_threads: config.writer_threads,
             ..IndexOptions::default()
         },
     )?);
