@@ -62,6 +62,7 @@ pub struct ConfigFile {
     pub pipeline: PipelineSection,
     pub index: IndexSection,
     pub parse: ParseSection,
+    pub rules: RulesSection,
 }
 
 impl Default for ConfigFile {
@@ -73,6 +74,26 @@ impl Default for ConfigFile {
             pipeline: PipelineSection::default(),
             index: IndexSection::default(),
             parse: ParseSection::default(),
+            rules: RulesSection::default(),
+        }
+    }
+}
+
+/// `[rules]`: Sigma detection rules run on every event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// Run the built-in pack compiled into the binary. Default true.
+    pub builtin: bool,
+    /// Rule files and folders (`.yml`/`.yaml`, searched recursively). `--rules` adds to these.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            builtin: true,
+            paths: Vec::new(),
         }
     }
 }
@@ -215,6 +236,8 @@ pub struct Overrides {
     pub http: Option<ListenAddr>,
     pub syslog_udp: Option<ListenAddr>,
     pub syslog_tcp: Option<ListenAddr>,
+    /// Extra rule paths (`--rules`, repeatable).
+    pub rules: Vec<PathBuf>,
 }
 
 /// The validated configuration the appliance runs on.
@@ -241,6 +264,7 @@ pub struct Config {
     pub default_timezone: jiff::tz::TimeZone,
     pub max_json_fields: usize,
     pub max_json_depth: usize,
+    pub rules: crate::signatures::RuleSources,
 }
 
 impl ConfigFile {
@@ -275,6 +299,7 @@ impl ConfigFile {
         if let Some(tcp) = overrides.syslog_tcp {
             self.syslog.tcp = tcp;
         }
+        self.rules.paths.extend(overrides.rules);
         self
     }
 
@@ -362,6 +387,10 @@ impl ConfigFile {
             default_timezone,
             max_json_fields: positive("parse.max_json_fields", self.parse.max_json_fields)?,
             max_json_depth: positive("parse.max_json_depth", self.parse.max_json_depth)?,
+            rules: crate::signatures::RuleSources {
+                builtin: self.rules.builtin,
+                paths: self.rules.paths,
+            },
         })
     }
 }

@@ -7,3 +7,4 @@ pub mod config;
 pub mod http;
 pub mod pipeline;
 pub mod server;
+pub mod signatures;

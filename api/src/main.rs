@@ -1,6 +1,8 @@
 //! `cairn`: the log and event correlation appliance.
 
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use cairn_api::config::{ConfigFile, ListenAddr, Overrides};
@@ -20,8 +22,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the appliance: syslog and HTTP ingest, indexing, search API.
+    /// Run the appliance: syslog and HTTP ingest, signatures, indexing, search API.
     Serve(ServeArgs),
+    /// Work with Sigma rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Load and compile rule files and folders; print each rule as loaded or rejected (with the
+    /// reason). Exits 1 when any rule is rejected.
+    Check {
+        /// Rule files or folders (`.yml`/`.yaml`, searched recursively).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +58,9 @@ struct ServeArgs {
     /// Syslog TCP address, or `off` (default 0.0.0.0:5514).
     #[arg(long, value_name = "ADDR", value_parser = ListenAddr::parse)]
     syslog_tcp: Option<ListenAddr>,
+    /// Sigma rule file or folder, in addition to the built-in pack (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +74,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Rules(RulesCommand::Check { paths }) => check_rules(&paths),
     }
 }
 
@@ -69,6 +89,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             http: args.http,
             syslog_udp: args.syslog_udp,
             syslog_tcp: args.syslog_tcp,
+            rules: args.rules,
         })
         .validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,8 +105,81 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             wait_for_signal().await;
             signal_token.cancel();
         });
-        cairn_api::server::run(config, shutdown).await
+        let reload_rules = Arc::new(tokio::sync::Notify::new());
+        forward_sighup(Arc::clone(&reload_rules));
+        cairn_api::server::run(config, shutdown, reload_rules).await
     })?;
+    Ok(())
+}
+
+/// SIGHUP reloads the rules (as `POST /api/v1/rules/reload` does).
+fn forward_sighup(reload_rules: Arc<tokio::sync::Notify>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload rules through the API");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading rules");
+            reload_rules.notify_one();
+        }
+    });
+    #[cfg(not(unix))]
+    drop(reload_rules);
+}
+
+/// `cairn rules check`: one line per rule, `ok` or `rejected` with the reason.
+fn check_rules(paths: &[PathBuf]) -> anyhow::Result<()> {
+    use cairn_correlate::{CompileOptions, Matcher, RuleKind};
+    let report = cairn_correlate::load_rules(paths);
+    let (matcher, compile_rejections) =
+        Matcher::compile(&report.loaded, &CompileOptions::default());
+    let mut out = std::io::stdout().lock();
+    for info in matcher.rules() {
+        let level = info.level.map(|level| level.name()).unwrap_or("-");
+        let prefilter = if info.prefiltered {
+            "prefiltered"
+        } else {
+            "evaluated on every event"
+        };
+        writeln!(
+            out,
+            "ok        {}  [{level}] {}  ({prefilter}; {})",
+            info.id.as_deref().unwrap_or("-"),
+            info.title,
+            info.source
+        )?;
+    }
+    for rule in &report.loaded {
+        if let RuleKind::Correlation { .. } = rule.kind {
+            writeln!(
+                out,
+                "loaded    {}  (correlation; {})",
+                rule.title, rule.source
+            )?;
+        }
+    }
+    let rejected: Vec<_> = report.rejected.iter().chain(&compile_rejections).collect();
+    for rejection in &rejected {
+        writeln!(
+            out,
+            "rejected  {}  {}: {}",
+            rejection.source,
+            rejection.title.as_deref().unwrap_or("(untitled)"),
+            rejection.reason
+        )?;
+    }
+    writeln!(
+        out,
+        "{} rules usable, {} rejected",
+        matcher.len(),
+        rejected.len()
+    )?;
+    if !rejected.is_empty() {
+        std::process::exit(1);
+    }
     Ok(())
 }
 

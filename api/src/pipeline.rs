@@ -1,7 +1,7 @@
 //! The pipeline's OS threads: parse workers and the indexer.
 //!
 //! ```text
-//! listeners ──Work──► work queue ──► parse workers (N threads) ──EventBatch──► index queue ──► indexer
+//! listeners ──Work──► work queue ──► parse workers (N threads: parse, match) ──EventBatch──► index queue ──► indexer
 //! ```
 //!
 //! Both queues are bounded; the work queue is where backpressure is felt by senders (TCP pauses,
@@ -23,6 +23,8 @@ use cairn_ingest::parse::{ParseOptions, parse_syslog};
 use cairn_ingest::queue::{BatchQueue, PopError};
 use cairn_ingest::stats::{DropReason, Stats};
 use cairn_ingest::{Event, EventBatch, EventFlags, Seq, Text};
+
+use crate::signatures::{SignatureWorker, Signatures};
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]
@@ -50,6 +52,7 @@ impl Pipeline {
         config: &PipelineConfig,
         index: Arc<EventIndex>,
         parse_options: ParseOptions,
+        signatures: &Arc<Signatures>,
         stats: Arc<Stats>,
     ) -> Result<Pipeline, cairn_index::IndexError> {
         let work_queue: BatchQueue<Work> = BatchQueue::new(config.queue_batches);
@@ -61,9 +64,10 @@ impl Pipeline {
             let to_index = index_queue.clone();
             let options = Arc::clone(&parse_options);
             let worker_stats = Arc::clone(&stats);
+            let mut matcher = signatures.worker();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-parse-{worker_id}"))
-                .spawn(move || parse_worker(&work, &to_index, &options, &worker_stats))
+                .spawn(move || parse_worker(&work, &to_index, &options, &mut matcher, &worker_stats))
                 .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
             workers.push(handle);
         }
@@ -155,6 +159,7 @@ fn parse_worker(
     work_queue: &BatchQueue<Work>,
     index_queue: &BatchQueue<EventBatch>,
     options: &ParseOptions,
+    matcher: &mut SignatureWorker,
     stats: &Stats,
 ) {
     loop {
@@ -163,7 +168,7 @@ fn parse_worker(
             Err(PopError::Timeout) => continue,
             Err(PopError::Closed) => return,
         };
-        let events = match work {
+        let mut events = match work {
             Work::Frames(batch) => {
                 let mut events = Vec::with_capacity(batch.frames.len());
                 for (index, frame) in batch.frames.iter().enumerate() {
@@ -175,6 +180,7 @@ fn parse_worker(
             }
             Work::Events(events) => events,
         };
+        matcher.match_batch(&mut events);
         let mut malformed = 0u64;
         let mut truncated = 0u64;
         let mut invalid_utf8 = 0u64;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{AppState, HttpLimits, router};
 use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::signatures::Signatures;
 
 /// How long a graceful stop may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -36,6 +37,8 @@ pub enum ServeError {
     Index(#[from] cairn_index::IndexError),
     #[error(transparent)]
     Listener(#[from] cairn_ingest::IngestError),
+    #[error("cannot load rules: {0}")]
+    Rules(String),
     #[error("cannot bind http on {addr}: {source}")]
     HttpBind {
         addr: SocketAddr,
@@ -44,8 +47,13 @@ pub enum ServeError {
     },
 }
 
-/// Runs the appliance until `shutdown` is cancelled, then stops gracefully.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+/// Runs the appliance until `shutdown` is cancelled, then stops gracefully. Each notification
+/// of `reload_rules` (SIGHUP) reloads the rules.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    reload_rules: Arc<tokio::sync::Notify>,
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -72,6 +80,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     );
 
     let stats = Arc::new(Stats::new());
+    let rule_sources = config.rules.clone();
+    let signatures = tokio::task::spawn_blocking(move || Signatures::load(rule_sources))
+        .await
+        .map(Arc::new)
+        .map_err(|error| ServeError::Rules(error.to_string()))?;
     let parse_options = ParseOptions {
         default_tz: config.default_timezone.clone(),
         max_json_fields: config.max_json_fields,
@@ -86,6 +99,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         },
         Arc::clone(&index),
         parse_options.clone(),
+        &signatures,
         Arc::clone(&stats),
     )?;
     let seqs = SeqAllocator::starting_at(next_seq);
@@ -113,6 +127,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         Arc::clone(&stats),
         pipeline.work_queue(),
         pipeline.depth_probe(),
+        Arc::clone(&signatures),
         seqs,
         parse_options,
         HttpLimits {
@@ -146,6 +161,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             }
         });
     }
+    let reload_signatures = Arc::clone(&signatures);
+    let reload_shutdown = listener_shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = reload_shutdown.cancelled() => return,
+                () = reload_rules.notified() => {}
+            }
+            let signatures = Arc::clone(&reload_signatures);
+            let _ = tokio::task::spawn_blocking(move || signatures.reload()).await;
+        }
+    });
     state.set_ready(true);
     tracing::info!("cairn is ready");
 

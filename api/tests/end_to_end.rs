@@ -444,7 +444,9 @@ fn many_concurrent_tcp_connections_deliver_every_line() {
                 let mut payload = String::new();
                 for n in 0..250 {
                     // Mix both framings on the same connection, as the framer detects per frame.
-                    let line = format!("<14>Mar  3 04:05:06 conn{connection} app: {token} c{connection} n{n}");
+                    let line = format!(
+                        "<14>Mar  3 04:05:06 conn{connection} app: {token} c{connection} n{n}"
+                    );
                     if n % 2 == 0 {
                         payload.push_str(&format!("{} {line}", line.len()));
                     } else {
@@ -463,7 +465,9 @@ fn many_concurrent_tcp_connections_deliver_every_line() {
     assert_eq!(result["total"], 10_000, "{}", result["total"]);
     let one_connection = cairn.search(&format!("{token} AND host:conn7"), "");
     assert_eq!(one_connection["total"], 250, "{one_connection}");
-    let stats = cairn.stats_until("all connections closed", |stats| stats["connections_open"] == 0);
+    let stats = cairn.stats_until("all connections closed", |stats| {
+        stats["connections_open"] == 0
+    });
     assert_eq!(stats["connections_accepted"], 40, "{stats}");
     assert_eq!(stats["malformed"], 0, "{stats}");
 }

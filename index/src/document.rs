@@ -29,7 +29,12 @@ impl EventDocument {
     pub(crate) fn new(event: &Event, signatures: &[&str], fields: EventFields) -> EventDocument {
         EventDocument {
             event: event.clone(),
-            signatures: signatures.iter().map(|name| Box::from(*name)).collect(),
+            signatures: event
+                .signatures
+                .iter()
+                .map(|name| Box::from(&**name))
+                .chain(signatures.iter().map(|name| Box::from(*name)))
+                .collect(),
             fields,
         }
     }

@@ -399,6 +399,9 @@ pub struct Event {
     pub fields: Vec<Field>,
     /// The sender's address (UDP/TCP peer, HTTP client).
     pub peer: Option<SocketAddr>,
+    /// Ids of the signatures (detection rules) this event matched, set by the pipeline's matcher.
+    /// Shared strings: tagging an event costs a refcount, not an allocation per match.
+    pub signatures: Vec<std::sync::Arc<str>>,
     pub source: Source,
     pub format: Format,
     pub flags: EventFlags,
@@ -426,6 +429,7 @@ impl Event {
             structured_data: Vec::new(),
             fields: Vec::new(),
             peer: meta.peer,
+            signatures: Vec::new(),
             source: meta.source,
             format: Format::Unparsed,
             flags: meta.flags | utf8_flag | EventFlags::TS_FROM_RECEIVE,

@@ -5,6 +5,7 @@
 
 pub mod error;
 mod ingest;
+mod rules;
 mod search;
 mod status;
 
@@ -22,6 +23,7 @@ use cairn_ingest::queue::BatchQueue;
 use cairn_ingest::stats::Stats;
 
 use crate::pipeline::DepthProbe;
+use crate::signatures::Signatures;
 pub use error::ApiError;
 
 /// Limits of HTTP ingest.
@@ -45,6 +47,7 @@ struct StateInner {
     stats: Arc<Stats>,
     work_queue: BatchQueue<Work>,
     depths: DepthProbe,
+    signatures: Arc<Signatures>,
     seqs: SeqAllocator,
     parse_options: ParseOptions,
     limits: HttpLimits,
@@ -60,6 +63,7 @@ impl AppState {
         stats: Arc<Stats>,
         work_queue: BatchQueue<Work>,
         depths: DepthProbe,
+        signatures: Arc<Signatures>,
         seqs: SeqAllocator,
         parse_options: ParseOptions,
         limits: HttpLimits,
@@ -70,6 +74,7 @@ impl AppState {
                 stats,
                 work_queue,
                 depths,
+                signatures,
                 seqs,
                 parse_options,
                 limits,
@@ -98,6 +103,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/ingest",
             post(ingest::ingest).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/api/v1/rules", get(rules::list))
+        .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/stats", get(status::stats))
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(status::healthz))

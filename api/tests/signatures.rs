@@ -1,0 +1,174 @@
+//! Sigma detection rules on the live stream: tagging, search by signature, match counts, reload.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Cairn, DEADLINE, TempDir, unique_token};
+
+const RULE_ID: &str = "5a3c9e52-7d1e-4c1e-9a57-3f4e8f0b2a11";
+
+fn rule(id: &str, title: &str, needle: &str) -> String {
+    format!(
+        r#"title: {title}
+id: {id}
+status: test
+level: high
+author: Cairn tests
+logsource:
+    product: linux
+detection:
+    selection:
+        message|contains: '{needle}'
+    filter:
+        host: 'trusted'
+    condition: selection and not filter
+"#
+    )
+}
+
+fn send_line(cairn: &Cairn, line: &str) {
+    let response = cairn.post("/api/v1/ingest", &[], format!("{line}\n").as_bytes());
+    assert_eq!(response.status, 200, "{}", response.text());
+}
+
+#[test]
+fn matching_events_carry_their_signature_and_reload_is_atomic() {
+    let data = TempDir::new("sig");
+    let rules_dir = data.path().join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("rules dir");
+    let rule_file = rules_dir.join("mine.yml");
+    std::fs::write(&rule_file, rule(RULE_ID, "Disk on fire", "disk on fire")).expect("write rule");
+    let cairn = Cairn::start(
+        &data.path().join("data"),
+        &["--rules", rules_dir.to_str().expect("path")],
+    );
+    let token = unique_token("sig");
+
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} the DISK ON FIRE again","host":"db1"}}"#),
+    );
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} disk on fire drill","host":"trusted"}}"#),
+    );
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} all quiet","host":"db1"}}"#),
+    );
+    cairn.search_until(&token, 3);
+    let tagged = cairn.search(&format!("{token} AND signature:{RULE_ID}"), "");
+    assert_eq!(tagged["total"], 1, "{tagged}");
+    assert_eq!(tagged["events"][0]["host"], "db1");
+    assert_eq!(tagged["events"][0]["signatures"][0], RULE_ID, "{tagged}");
+
+    let rules = cairn.get("/api/v1/rules").json();
+    let mine = rules["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|rule| rule["id"] == RULE_ID)
+        .unwrap_or_else(|| panic!("rule listed: {rules}"))
+        .clone();
+    assert_eq!(mine["matches"], 1, "{mine}");
+    assert_eq!(mine["level"], "high");
+    assert_eq!(mine["author"], "Cairn tests");
+
+    // A broken rule file: the reload is refused with the reason, the old rule keeps running.
+    std::fs::write(&rule_file, "title: broken\nlogsource:\n    product: linux\ndetection:\n    sel:\n        message|contians: x\n    condition: sel\n")
+        .expect("write broken rule");
+    let refused = cairn.post("/api/v1/rules/reload", &[], b"");
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    let outcome = refused.json();
+    assert_eq!(outcome["reloaded"], false);
+    assert!(
+        outcome["problems"][0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("contians"),
+        "{outcome}"
+    );
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} disk on fire twice","host":"db2"}}"#),
+    );
+    let still = cairn.search_until(&format!("{token} AND signature:{RULE_ID}"), 2);
+    assert_eq!(still["total"], 2, "{still}");
+
+    // A fixed rule with a new id, reloaded by SIGHUP: new events get the new signature only.
+    let new_id = "0b7f3f0e-1d2c-4b5a-8e9f-112233445566";
+    std::fs::write(&rule_file, rule(new_id, "Fan failure", "fan failure")).expect("write new rule");
+    let generation = cairn.get("/api/v1/rules").json()["generation"]
+        .as_u64()
+        .expect("generation");
+    let status = Command::new("kill")
+        .args(["-HUP", &cairn.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + DEADLINE;
+    while cairn.get("/api/v1/rules").json()["generation"].as_u64() == Some(generation) {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the rules");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} fan failure and disk on fire","host":"db3"}}"#),
+    );
+    let fan = cairn.search_until(&format!("{token} AND signature:{new_id}"), 1);
+    assert_eq!(
+        fan["events"][0]["signatures"],
+        serde_json::json!([new_id]),
+        "{fan}"
+    );
+    let old = cairn.search(&format!("{token} AND signature:{RULE_ID}"), "");
+    assert_eq!(
+        old["total"], 2,
+        "events indexed before the reload keep their signature: {old}"
+    );
+}
+
+#[test]
+fn rules_check_reports_loaded_and_rejected_rules() {
+    let data = TempDir::new("check");
+    std::fs::write(
+        data.path().join("good.yml"),
+        rule(RULE_ID, "Disk on fire", "disk on fire"),
+    )
+    .expect("write");
+    std::fs::write(
+        data.path().join("bad.yml"),
+        "title: Bad one\nlogsource:\n    product: linux\ndetection:\n    sel:\n        message|contians: x\n    condition: sel\n",
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rules", "check"])
+        .arg(data.path())
+        .output()
+        .expect("run cairn rules check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("ok        {RULE_ID}  [high] Disk on fire")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rejected") && stdout.contains("Bad one") && stdout.contains("contians"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 rules usable, 1 rejected"), "{stdout}");
+
+    std::fs::remove_file(data.path().join("bad.yml")).expect("remove");
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rules", "check"])
+        .arg(data.path())
+        .output()
+        .expect("run cairn rules check");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
