@@ -333,7 +333,9 @@ impl ConfigFile {
             });
         }
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
-        let cores = std::thread::available_parallelism().map(|cores| cores.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|cores| cores.get())
+            .unwrap_or(1);
         let writer_threads = if self.index.writer_threads == 0 {
             cores.clamp(1, 4)
         } else {

@@ -67,7 +67,9 @@ impl Pipeline {
             let mut matcher = signatures.worker();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-parse-{worker_id}"))
-                .spawn(move || parse_worker(&work, &to_index, &options, &mut matcher, &worker_stats))
+                .spawn(move || {
+                    parse_worker(&work, &to_index, &options, &mut matcher, &worker_stats)
+                })
                 .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
             workers.push(handle);
         }

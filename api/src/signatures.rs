@@ -151,7 +151,11 @@ impl Signatures {
         for problem in &problems {
             tracing::warn!(source = %problem.source, reason = %problem.reason, "rule rejected");
         }
-        tracing::info!(rules = set.matcher.len(), rejected = problems.len(), "rules loaded");
+        tracing::info!(
+            rules = set.matcher.len(),
+            rejected = problems.len(),
+            "rules loaded"
+        );
         Signatures {
             sources,
             generation: AtomicU64::new(1),
@@ -163,7 +167,10 @@ impl Signatures {
 
     /// Rules that were rejected when the set in force was loaded.
     pub fn problems(&self) -> Vec<RuleProblem> {
-        self.problems.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The set in force now.
@@ -178,7 +185,10 @@ impl Signatures {
     /// Reloads from the same sources. If any rule is rejected the running set stays in force and
     /// the outcome lists every reason.
     pub fn reload(&self) -> ReloadOutcome {
-        let _serialised = self.reload_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serialised = self
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (set, problems) = RuleSet::load(&self.sources);
         if !problems.is_empty() {
             tracing::warn!(
@@ -197,7 +207,10 @@ impl Signatures {
         }
         let rules = set.matcher.len();
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
-        self.problems.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         tracing::info!(rules, generation, "rules reloaded");
         ReloadOutcome {
