@@ -63,6 +63,7 @@ pub struct ConfigFile {
     pub index: IndexSection,
     pub parse: ParseSection,
     pub rules: RulesSection,
+    pub normalise: NormaliseSection,
 }
 
 impl Default for ConfigFile {
@@ -75,8 +76,24 @@ impl Default for ConfigFile {
             index: IndexSection::default(),
             parse: ParseSection::default(),
             rules: RulesSection::default(),
+            normalise: NormaliseSection::default(),
         }
     }
+}
+
+/// `[normalise]`: field extraction patterns added to the built-in ones.
+///
+/// ```toml
+/// [[normalise.pattern]]
+/// name = "myapp-login"
+/// app = "myapp"            # optional: only events of this app
+/// template = "login failed for %{user} from %{src_ip:ip}"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NormaliseSection {
+    /// Operator patterns, tried before the built-in ones.
+    pub pattern: Vec<cairn_ingest::normalise::PatternDef>,
 }
 
 /// `[rules]`: Sigma detection rules run on every event.
@@ -265,6 +282,7 @@ pub struct Config {
     pub max_json_fields: usize,
     pub max_json_depth: usize,
     pub rules: crate::signatures::RuleSources,
+    pub normaliser: std::sync::Arc<cairn_ingest::normalise::Normaliser>,
 }
 
 impl ConfigFile {
@@ -333,6 +351,12 @@ impl ConfigFile {
             });
         }
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
+        let normaliser = cairn_ingest::normalise::Normaliser::new(self.normalise.pattern)
+            .map(std::sync::Arc::new)
+            .map_err(|error| ConfigError::Invalid {
+                key: "normalise.pattern",
+                message: error.to_string(),
+            })?;
         let cores = std::thread::available_parallelism()
             .map(|cores| cores.get())
             .unwrap_or(1);
@@ -393,6 +417,7 @@ impl ConfigFile {
                 builtin: self.rules.builtin,
                 paths: self.rules.paths,
             },
+            normaliser,
         })
     }
 }
@@ -483,6 +508,22 @@ mod tests {
         );
         let error = ConfigFile::from_toml("[http]\nlisten = \"nowhere\"\n").expect_err("bad addr");
         assert!(error.contains("nowhere"), "{error}");
+    }
+
+    #[test]
+    fn operator_patterns_are_validated() {
+        let good = "[[normalise.pattern]]\nname = \"x\"\ntemplate = \"login failed for %{user}\"\n";
+        let config = ConfigFile::from_toml(good)
+            .expect("toml")
+            .validate()
+            .expect("valid pattern");
+        assert!(config.normaliser.pattern_names().any(|name| name == "x"));
+        let bad = "[[normalise.pattern]]\nname = \"bad\"\ntemplate = \"%{n:float}\"\n";
+        let error = ConfigFile::from_toml(bad)
+            .expect("toml")
+            .validate()
+            .expect_err("bad type");
+        assert!(error.to_string().contains("normalise.pattern"), "{error}");
     }
 
     #[test]

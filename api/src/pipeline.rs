@@ -1,7 +1,7 @@
 //! The pipeline's OS threads: parse workers and the indexer.
 //!
 //! ```text
-//! listeners ──Work──► work queue ──► parse workers (N threads: parse, match) ──EventBatch──► index queue ──► indexer
+//! listeners ──Work──► work queue ──► parse workers (N threads: parse, normalise, match) ──EventBatch──► index queue ──► indexer
 //! ```
 //!
 //! Both queues are bounded; the work queue is where backpressure is felt by senders (TCP pauses,
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use cairn_index::{CommitPayload, EventIndex};
 use cairn_ingest::batch::Work;
+use cairn_ingest::normalise::Normaliser;
 use cairn_ingest::parse::{ParseOptions, parse_syslog};
 use cairn_ingest::queue::{BatchQueue, PopError};
 use cairn_ingest::stats::{DropReason, Stats};
@@ -52,6 +53,7 @@ impl Pipeline {
         config: &PipelineConfig,
         index: Arc<EventIndex>,
         parse_options: ParseOptions,
+        normaliser: &Arc<Normaliser>,
         signatures: &Arc<Signatures>,
         stats: Arc<Stats>,
     ) -> Result<Pipeline, cairn_index::IndexError> {
@@ -65,10 +67,15 @@ impl Pipeline {
             let options = Arc::clone(&parse_options);
             let worker_stats = Arc::clone(&stats);
             let mut matcher = signatures.worker();
+            let worker_normaliser = Arc::clone(normaliser);
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-parse-{worker_id}"))
                 .spawn(move || {
-                    parse_worker(&work, &to_index, &options, &mut matcher, &worker_stats)
+                    let stages = WorkerStages {
+                        parse_options: &options,
+                        normaliser: &worker_normaliser,
+                    };
+                    parse_worker(&work, &to_index, &stages, &mut matcher, &worker_stats);
                 })
                 .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
             workers.push(handle);
@@ -157,10 +164,16 @@ impl DepthProbe {
     }
 }
 
+/// The stateless stages a worker runs on every event.
+struct WorkerStages<'a> {
+    parse_options: &'a ParseOptions,
+    normaliser: &'a Normaliser,
+}
+
 fn parse_worker(
     work_queue: &BatchQueue<Work>,
     index_queue: &BatchQueue<EventBatch>,
-    options: &ParseOptions,
+    stages: &WorkerStages<'_>,
     matcher: &mut SignatureWorker,
     stats: &Stats,
 ) {
@@ -174,7 +187,11 @@ fn parse_worker(
             Work::Frames(batch) => {
                 let mut events = Vec::with_capacity(batch.frames.len());
                 for (index, frame) in batch.frames.iter().enumerate() {
-                    let mut event = parse_syslog(frame.bytes.clone(), &batch.meta(index), options);
+                    let mut event = parse_syslog(
+                        frame.bytes.clone(),
+                        &batch.meta(index),
+                        stages.parse_options,
+                    );
                     host_from_peer(&mut event);
                     events.push(event);
                 }
@@ -182,6 +199,9 @@ fn parse_worker(
             }
             Work::Events(events) => events,
         };
+        for event in &mut events {
+            stages.normaliser.normalise(event);
+        }
         matcher.match_batch(&mut events);
         let mut malformed = 0u64;
         let mut truncated = 0u64;

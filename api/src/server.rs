@@ -99,6 +99,7 @@ pub async fn run(
         },
         Arc::clone(&index),
         parse_options.clone(),
+        &config.normaliser,
         &signatures,
         Arc::clone(&stats),
     )?;

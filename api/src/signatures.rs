@@ -111,7 +111,7 @@ impl RuleSet {
 
 /// The built-in pack compiled into the binary.
 fn builtin_pack() -> LoadReport {
-    LoadReport::default()
+    cairn_correlate::builtin::builtin_rules()
 }
 
 fn problem(rejection: &cairn_correlate::Rejection) -> RuleProblem {

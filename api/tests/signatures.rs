@@ -172,3 +172,48 @@ fn rules_check_reports_loaded_and_rejected_rules() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+#[test]
+fn builtin_pack_and_field_extraction_run_on_syslog_input() {
+    let data = TempDir::new("builtin");
+    let cairn = Cairn::start(data.path(), &[]);
+    let rules = cairn.get("/api/v1/rules").json();
+    let listed = rules["rules"].as_array().expect("rules");
+    assert!(
+        listed.len() >= 40,
+        "built-in pack has at least 40 rules: {}",
+        listed.len()
+    );
+    assert_eq!(rules["rejected"], serde_json::json!([]), "{rules}");
+    let ssh_failed = listed
+        .iter()
+        .find(|rule| rule["title"] == "SSH Failed Password")
+        .unwrap_or_else(|| panic!("SSH Failed Password in the pack: {rules}"));
+    let ssh_id = ssh_failed["id"].as_str().expect("id").to_string();
+
+    let token = unique_token("pack");
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", cairn.syslog_port)).expect("connect");
+    let lines = format!(
+        "<38>Nov 21 10:00:00 bastion sshd[4242]: Failed password for root from 203.0.113.7 port 50022 ssh2 {token}\n\
+         <38>Nov 21 10:00:01 bastion sshd[4242]: Accepted publickey for deploy from 198.51.100.2 port 50100 ssh2: RSA SHA256:x {token}\n"
+    );
+    std::io::Write::write_all(&mut stream, lines.as_bytes()).expect("write");
+    drop(stream);
+    cairn.search_until(&token, 2);
+    let failed = cairn.search(&format!("{token} AND signature:{ssh_id}"), "");
+    assert_eq!(failed["total"], 1, "{failed}");
+    let event = &failed["events"][0];
+    assert_eq!(event["fields"]["src_ip"], "203.0.113.7", "{event}");
+    assert_eq!(event["fields"]["user"], "root", "{event}");
+    let by_field = cairn.search(&format!("{token} AND fields.src_ip:\"203.0.113.7\""), "");
+    assert_eq!(by_field["total"], 1, "{by_field}");
+    let stats = cairn.get("/api/v1/rules").json();
+    let count = stats["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|rule| rule["id"] == ssh_id.as_str())
+        .map(|rule| rule["matches"].as_u64().unwrap_or(0));
+    assert_eq!(count, Some(1), "match counted once");
+}

@@ -43,6 +43,7 @@
 //! `timeframe`), rule collections (`action: global`), `N of` other than `1`/`any`/`all`, Sigma
 //! filter documents.
 
+pub mod builtin;
 mod compile;
 mod condition;
 mod error;

@@ -17,6 +17,7 @@ pub mod event;
 pub mod framing;
 
 pub mod listeners;
+pub mod normalise;
 pub mod parse;
 pub mod queue;
 pub mod stats;
