@@ -43,6 +43,21 @@ pub struct RawFrame {
     pub flags: EventFlags,
 }
 
+impl From<crate::framing::Frame> for RawFrame {
+    /// A framer's output, with [`EventFlags::TRUNCATED`] when it was cut.
+    fn from(frame: crate::framing::Frame) -> RawFrame {
+        let flags = if frame.truncated {
+            EventFlags::TRUNCATED
+        } else {
+            EventFlags::empty()
+        };
+        RawFrame {
+            bytes: frame.bytes,
+            flags,
+        }
+    }
+}
+
 /// Frames read together from one sender (one read, or one burst of datagrams).
 #[derive(Debug, Clone)]
 pub struct RawBatch {

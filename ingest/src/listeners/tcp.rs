@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use super::ListenerContext;
 use crate::batch::{RawBatch, RawFrame, Work};
 use crate::error::IngestError;
-use crate::event::{EventFlags, Source, Timestamp};
+use crate::event::{Source, Timestamp};
 use crate::framing::{FramingEvent, StreamFramer};
 use crate::stats::DropReason;
 
@@ -152,17 +152,7 @@ async fn serve_connection(
 
 fn collect(event: FramingEvent, frames: &mut Vec<RawFrame>, discarded: &mut u64) {
     match event {
-        FramingEvent::Frame(frame) => {
-            let flags = if frame.truncated {
-                EventFlags::TRUNCATED
-            } else {
-                EventFlags::empty()
-            };
-            frames.push(RawFrame {
-                bytes: frame.bytes,
-                flags,
-            });
-        }
+        FramingEvent::Frame(frame) => frames.push(RawFrame::from(frame)),
         FramingEvent::Discarded { .. } => *discarded += 1,
     }
 }

@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use super::ListenerContext;
 use crate::batch::{RawBatch, RawFrame, Work};
 use crate::error::IngestError;
-use crate::event::{EventFlags, Source, Timestamp};
+use crate::event::{Source, Timestamp};
 use crate::framing::datagram_frame;
 use crate::stats::DropReason;
 
@@ -85,16 +85,10 @@ pub async fn run(socket: UdpSocket, config: UdpConfig, context: ListenerContext)
                 Ok((length, peer)) => {
                     let datagram = buffer.split_to(length).freeze();
                     bytes += datagram.len() as u64;
-                    let frame = datagram_frame(datagram, config.max_frame_bytes);
-                    let flags = if frame.truncated {
-                        EventFlags::TRUNCATED
-                    } else {
-                        EventFlags::empty()
-                    };
-                    frames.push(RawFrame {
-                        bytes: frame.bytes,
-                        flags,
-                    });
+                    frames.push(RawFrame::from(datagram_frame(
+                        datagram,
+                        config.max_frame_bytes,
+                    )));
                     peers.push(peer);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
