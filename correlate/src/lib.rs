@@ -43,6 +43,7 @@
 //! `timeframe`), rule collections (`action: global`), `N of` other than `1`/`any`/`all`, Sigma
 //! filter documents.
 
+mod alert;
 pub mod builtin;
 mod compile;
 mod condition;
@@ -55,6 +56,7 @@ mod scan;
 mod value;
 mod yaml;
 
+pub use alert::{Alert, AlertKind, MAX_EVIDENCE};
 pub use compile::{CompileOptions, CompiledRuleInfo, Limits};
 pub use condition::{Condition, OfTarget, Quantifier, parse_condition};
 pub use error::{Error, Rejection};
