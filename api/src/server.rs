@@ -89,6 +89,7 @@ pub async fn run(
         default_tz: config.default_timezone.clone(),
         max_json_fields: config.max_json_fields,
         max_json_depth: config.max_json_depth,
+        year: None,
     };
     let pipeline = Pipeline::start(
         &PipelineConfig {

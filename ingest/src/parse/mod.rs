@@ -47,6 +47,10 @@ pub struct ParseOptions {
     pub max_json_fields: usize,
     /// JSON nesting deeper than this is not flattened further (flagged `fields_truncated`).
     pub max_json_depth: usize,
+    /// The year of RFC 3164 timestamps, which carry none (`cairn replay --year`). `None` infers
+    /// it from the receive time: the year that puts the timestamp closest to it without being
+    /// more than ~31 days ahead.
+    pub year: Option<i32>,
 }
 
 impl Default for ParseOptions {
@@ -55,6 +59,7 @@ impl Default for ParseOptions {
             default_tz: jiff::tz::TimeZone::UTC,
             max_json_fields: 256,
             max_json_depth: 16,
+            year: None,
         }
     }
 }
@@ -98,7 +103,7 @@ pub fn parse_syslog(raw: Bytes, meta: &FrameMeta, options: &ParseOptions) -> Eve
             return event;
         }
     }
-    let parsed = rfc3164::parse(text, &options.default_tz, meta.received_at);
+    let parsed = rfc3164::parse(text, &options.default_tz, meta.received_at, options.year);
     if !parsed.recognised() {
         event.flags.insert(EventFlags::PARSE_ERROR);
         return event;

@@ -71,9 +71,11 @@ fn timestamp_at(
     index: usize,
     tz: &TimeZone,
     received_at: Timestamp,
+    fixed_year: Option<i32>,
 ) -> Option<(Option<Timestamp>, usize)> {
     let rest = bytes.get(index..)?;
-    let (ts, used) = if let Some((parsed, used)) = parse_bsd(rest) {
+    let (ts, used) = if let Some((mut parsed, used)) = parse_bsd(rest) {
+        parsed.year = parsed.year.or(fixed_year);
         (parsed.to_timestamp(tz, received_at), used)
     } else if let Some((parsed, used)) = parse_rfc3339(rest, false) {
         (parsed.to_timestamp(tz), used)
@@ -87,7 +89,13 @@ fn timestamp_at(
     }
 }
 
-pub(crate) fn parse(text: &str, tz: &TimeZone, received_at: Timestamp) -> Parsed3164 {
+/// `fixed_year` is the year of a timestamp that has none; `None` infers it from `received_at`.
+pub(crate) fn parse(
+    text: &str,
+    tz: &TimeZone,
+    received_at: Timestamp,
+    fixed_year: Option<i32>,
+) -> Parsed3164 {
     let bytes = text.as_bytes();
     let mut out = Parsed3164::default();
     let mut index = 0;
@@ -105,7 +113,7 @@ pub(crate) fn parse(text: &str, tz: &TimeZone, received_at: Timestamp) -> Parsed
         return out;
     }
 
-    if let Some((ts, next)) = find_timestamp(bytes, index, tz, received_at) {
+    if let Some((ts, next)) = find_timestamp(bytes, index, tz, received_at, fixed_year) {
         out.timestamp = ts;
         out.had_timestamp = true;
         index = next;
@@ -160,12 +168,13 @@ fn find_timestamp(
     index: usize,
     tz: &TimeZone,
     received_at: Timestamp,
+    fixed_year: Option<i32>,
 ) -> Option<(Option<Timestamp>, usize)> {
     let mut start = index;
     while bytes.get(start) == Some(&b' ') {
         start += 1;
     }
-    if let Some(found) = timestamp_at(bytes, start, tz, received_at) {
+    if let Some(found) = timestamp_at(bytes, start, tz, received_at, fixed_year) {
         return Some(found);
     }
     let mut skip = start;
@@ -181,7 +190,7 @@ fn find_timestamp(
         skip += 1;
     }
     if skip > start {
-        return timestamp_at(bytes, skip, tz, received_at);
+        return timestamp_at(bytes, skip, tz, received_at, fixed_year);
     }
     None
 }
@@ -265,7 +274,7 @@ mod tests {
         &str,
     ) {
         let received = Timestamp::from_jiff("2024-06-01T00:00:00Z".parse().unwrap());
-        let parsed = parse(text, &TimeZone::UTC, received);
+        let parsed = parse(text, &TimeZone::UTC, received, None);
         let get =
             |range: Option<(usize, usize)>| range.and_then(|(start, end)| text.get(start..end));
         (
@@ -297,6 +306,7 @@ mod tests {
             "<13>Last Message Repeated 12 times",
             &TimeZone::UTC,
             received,
+            None,
         );
         assert!(parsed.repeat_notice && parsed.complete());
         assert_eq!(parsed.message, (4, 34));
@@ -304,6 +314,7 @@ mod tests {
             "<13>last message repeated 12 times!",
             &TimeZone::UTC,
             received,
+            None,
         );
         assert!(!parsed.repeat_notice);
     }

@@ -371,3 +371,24 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn fixed_year_overrides_inference() {
+    // Received in June 2024: a December timestamp would be inferred as 2023.
+    let line = b"<13>Dec 31 23:59:59 h a: m";
+    let inferred = parse_syslog(Bytes::from_static(line), &meta(), &ParseOptions::default());
+    assert_eq!(inferred.ts.to_rfc3339(), "2023-12-31T23:59:59Z");
+    let options = ParseOptions {
+        year: Some(2026),
+        ..ParseOptions::default()
+    };
+    let fixed = parse_syslog(Bytes::from_static(line), &meta(), &options);
+    assert_eq!(fixed.ts.to_rfc3339(), "2026-12-31T23:59:59Z");
+    // A timestamp with its own year keeps it.
+    let own = parse_syslog(
+        Bytes::from_static(b"<13>1 2020-01-02T03:04:05Z h a - - - m"),
+        &meta(),
+        &options,
+    );
+    assert_eq!(own.ts.to_rfc3339(), "2020-01-02T03:04:05Z");
+}
