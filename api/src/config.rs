@@ -631,7 +631,10 @@ mod tests {
             .expect("toml")
             .validate()
             .expect("defaults");
-        assert_eq!(config.incidents, cairn_correlate::incident::IncidentPolicy::default());
+        assert_eq!(
+            config.incidents,
+            cairn_correlate::incident::IncidentPolicy::default()
+        );
         let config = ConfigFile::from_toml(
             "[incidents]\nmin_level = \"high\"\nquiet_period_secs = 60\nmax_evidence = 1000\n\
              [incidents.quiet_period_by_rule]\n\"ssh-brute\" = 5\n",
@@ -653,7 +656,10 @@ mod tests {
             ("quiet_period_secs = 0", "incidents.quiet_period_secs"),
             ("max_evidence = 0", "incidents.max_evidence"),
             ("max_evidence = 1001", "incidents.max_evidence"),
-            ("change_log_retention_secs = 1", "incidents.change_log_retention_secs"),
+            (
+                "change_log_retention_secs = 1",
+                "incidents.change_log_retention_secs",
+            ),
             (
                 "[incidents.quiet_period_by_rule]\nr = 0",
                 "incidents.quiet_period_by_rule",

@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_correlate::incident::{
-    IncidentService, IncidentStore, ServiceOptions, SystemClock,
-};
+use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
 use cairn_index::{EventIndex, IndexOptions};
 use cairn_ingest::batch::SeqAllocator;
 use cairn_ingest::listeners::{ListenerContext, tcp, udp};
@@ -106,9 +104,9 @@ pub async fn run(
     let incidents = tokio::task::spawn_blocking(move || start_incidents(&incident_config))
         .await
         .map_err(|error| {
-            ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(format!(
-                "incident store task failed: {error}"
-            )))
+            ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
+                format!("incident store task failed: {error}"),
+            ))
         })??;
     // Wired by the pipeline: the correlation engine is given this sender and sends every alert
     // into it. Nothing produces alerts yet.

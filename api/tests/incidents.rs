@@ -163,7 +163,10 @@ impl App {
             if predicate(&value) {
                 return value;
             }
-            assert!(Instant::now() < deadline, "GET {path} never matched: {value}");
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} never matched: {value}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -248,9 +251,7 @@ fn every_incident_route_over_a_real_socket() {
     assert_eq!(entries[0]["change"], "opened", "{log}");
     assert_eq!(entries[0]["id"], 1, "{log}");
     assert!(
-        entries
-            .iter()
-            .all(|entry| entry["group"]["host"] != "web2"),
+        entries.iter().all(|entry| entry["group"]["host"] != "web2"),
         "a low alert opens nothing: {log}"
     );
     let last = *seqs_of(&log).last().expect("some");
@@ -293,7 +294,10 @@ fn every_incident_route_over_a_real_socket() {
     assert_eq!(search.status, 200, "{link}: {}", search.text());
     let brute = app.get_json(&format!("/api/v1/incidents/{brute_id}"));
     let brute_link = brute["search"].as_str().expect("link");
-    assert!(brute_link.contains(&url_encode("fields.src_ip:\"10.0.0.9\"")), "{brute_link}");
+    assert!(
+        brute_link.contains(&url_encode("fields.src_ip:\"10.0.0.9\"")),
+        "{brute_link}"
+    );
     assert_eq!(app.get(brute_link).status, 200, "{brute_link}");
 
     // Paging the change log with `next` sees each change once, in order.
@@ -322,14 +326,19 @@ fn every_incident_route_over_a_real_socket() {
     let again = app.post(&format!("/api/v1/incidents/{ssh_id}/ack")).json();
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(again["update_seq"], Value::Null);
-    let resolved = app.post(&format!("/api/v1/incidents/{ssh_id}/resolve")).json();
+    let resolved = app
+        .post(&format!("/api/v1/incidents/{ssh_id}/resolve"))
+        .json();
     assert_eq!(resolved["changed"], true);
     assert_eq!(resolved["incident"]["status"], "resolved");
     let resolved_again = app.post(&format!("/api/v1/incidents/{ssh_id}/resolve"));
     assert_eq!(resolved_again.status, 200);
     assert_eq!(resolved_again.json()["changed"], false);
     let ack_resolved = app.post(&format!("/api/v1/incidents/{ssh_id}/ack"));
-    assert_eq!(ack_resolved.status, 200, "acking a resolved incident is a no-op");
+    assert_eq!(
+        ack_resolved.status, 200,
+        "acking a resolved incident is a no-op"
+    );
     assert_eq!(ack_resolved.json()["incident"]["status"], "resolved");
     let since_last = app.get_json(&format!("/api/v1/incidents?since={last}"));
     let kinds: Vec<&str> = since_last["incidents"]
@@ -356,9 +365,11 @@ fn every_incident_route_over_a_real_socket() {
     // A resolved incident is never reopened: the same fingerprint opens a new one.
     app.send(detection("ssh-fail", "web1", Level::High, &[7]));
     let reopened = app.get_until("/api/v1/incidents?status=open&since=0", |list| {
-        list["incidents"]
-            .as_array()
-            .is_some_and(|entries| entries.iter().any(|entry| entry["group"]["host"] == "web1" && entry["id"] != ssh_id))
+        list["incidents"].as_array().is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|entry| entry["group"]["host"] == "web1" && entry["id"] != ssh_id)
+        })
     });
     let new_id = reopened["incidents"]
         .as_array()
@@ -374,8 +385,18 @@ fn every_incident_route_over_a_real_socket() {
     for (method, path, status, code) in [
         ("GET", "/api/v1/incidents/999", 404, "not_found"),
         ("GET", "/api/v1/incidents/0", 404, "not_found"),
-        ("GET", "/api/v1/incidents/18446744073709551615", 404, "not_found"),
-        ("GET", "/api/v1/incidents/99999999999999999999999", 400, "bad_request"),
+        (
+            "GET",
+            "/api/v1/incidents/18446744073709551615",
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/api/v1/incidents/99999999999999999999999",
+            400,
+            "bad_request",
+        ),
         ("GET", "/api/v1/incidents/abc", 400, "bad_request"),
         ("GET", "/api/v1/incidents/%FF%FE", 400, "bad_request"),
         ("POST", "/api/v1/incidents/-1/ack", 400, "bad_request"),
@@ -388,12 +409,22 @@ fn every_incident_route_over_a_real_socket() {
         ("GET", "/api/v1/incidents?limit=1001", 400, "bad_request"),
         ("GET", "/api/v1/incidents?limit=x", 400, "bad_request"),
         ("GET", "/api/v1/incidents?colour=blue", 400, "bad_request"),
-        ("GET", "/api/v1/incidents/stream?since=x", 400, "bad_request"),
+        (
+            "GET",
+            "/api/v1/incidents/stream?since=x",
+            400,
+            "bad_request",
+        ),
         ("GET", "/api/v1/incidents/1/ack", 405, "method_not_allowed"),
         ("POST", "/api/v1/incidents", 405, "method_not_allowed"),
     ] {
         let response = http_request(app.addr, method, path, &[], b"").expect("request");
-        assert_eq!(response.status, status, "{method} {path}: {}", response.text());
+        assert_eq!(
+            response.status,
+            status,
+            "{method} {path}: {}",
+            response.text()
+        );
         assert_eq!(error_code(&response), code, "{method} {path}");
     }
     let huge_cursor = app.get_json("/api/v1/incidents?since=18446744073709551615");
@@ -420,11 +451,15 @@ fn every_incident_route_over_a_real_socket() {
     assert_eq!(kept["status"], "resolved");
     assert_eq!(kept["evidence"], serde_json::json!([1, 2, 3]));
     app.send(detection("disk-full", "db1", Level::Medium, &[9]));
-    let after = app.get_until(&format!("/api/v1/incidents?since={cursor_before}"), |list| {
-        !seqs_of(list).is_empty()
-    });
+    let after = app.get_until(
+        &format!("/api/v1/incidents?since={cursor_before}"),
+        |list| !seqs_of(list).is_empty(),
+    );
     assert_eq!(seqs_of(&after), vec![cursor_before + 1], "{after}");
-    assert!(after["incidents"][0]["id"].as_u64().expect("id") > new_id, "ids are not reused");
+    assert!(
+        after["incidents"][0]["id"].as_u64().expect("id") > new_id,
+        "ids are not reused"
+    );
     app.stop();
 }
 
@@ -449,7 +484,8 @@ impl SseClient {
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+        let mut request =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -462,7 +498,11 @@ impl SseClient {
         };
         let deadline = Instant::now() + DEADLINE;
         let head_end = loop {
-            if let Some(end) = client.raw.windows(4).position(|window| window == b"\r\n\r\n") {
+            if let Some(end) = client
+                .raw
+                .windows(4)
+                .position(|window| window == b"\r\n\r\n")
+            {
                 break end;
             }
             assert!(Instant::now() < deadline, "no response head");
@@ -470,8 +510,16 @@ impl SseClient {
         };
         let head = String::from_utf8_lossy(&client.raw[..head_end]).to_string();
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/event-stream"),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head}"
+        );
         client.raw.drain(..head_end + 4);
         client
     }
@@ -571,7 +619,11 @@ fn event_stream_resumes_from_last_event_id_without_gap_or_duplicate() {
     app.get_until("/api/v1/incidents?since=0", |list| seqs_of(list).len() == 5);
 
     // Resume after change 2: 3..=5 replayed from the log, then live changes.
-    let mut resumed = SseClient::open(app.addr, "/api/v1/incidents/stream", &[("Last-Event-ID", "2")]);
+    let mut resumed = SseClient::open(
+        app.addr,
+        "/api/v1/incidents/stream",
+        &[("Last-Event-ID", "2")],
+    );
     let (replayed, _) = resumed.incident_ids(2, 3);
     assert_eq!(replayed, vec![3, 4, 5]);
     // `?since=` works the same; the header wins over it.
@@ -596,8 +648,11 @@ fn event_stream_resumes_from_last_event_id_without_gap_or_duplicate() {
     // A reconnect with the last id seen continues exactly after it.
     drop(resumed);
     app.post("/api/v1/incidents/2/resolve");
-    let mut reconnected =
-        SseClient::open(app.addr, "/api/v1/incidents/stream", &[("Last-Event-ID", "7")]);
+    let mut reconnected = SseClient::open(
+        app.addr,
+        "/api/v1/incidents/stream",
+        &[("Last-Event-ID", "7")],
+    );
     let event = reconnected.next_event();
     assert_eq!(event.id, Some(8), "{event:?}");
     let data: Value = serde_json::from_str(&event.data).expect("json");

@@ -67,7 +67,12 @@ fn run_table(name: &str, policy: IncidentPolicy, steps: &[(Step, Expected)]) {
                     .expect("apply")
                     .into_iter()
                     .map(|change| {
-                        (change.kind, change.incident.id.0, change.incident.status, change.seq)
+                        (
+                            change.kind,
+                            change.incident.id.0,
+                            change.incident.status,
+                            change.seq,
+                        )
                     })
                     .collect()
             }
@@ -95,7 +100,12 @@ fn run_table(name: &str, policy: IncidentPolicy, steps: &[(Step, Expected)]) {
                     .expect("auto resolve")
                     .into_iter()
                     .map(|change| {
-                        (change.kind, change.incident.id.0, change.incident.status, change.seq)
+                        (
+                            change.kind,
+                            change.incident.id.0,
+                            change.incident.status,
+                            change.seq,
+                        )
                     })
                     .collect()
             }
@@ -106,7 +116,10 @@ fn run_table(name: &str, policy: IncidentPolicy, steps: &[(Step, Expected)]) {
             .collect();
         assert_eq!(got, expected.to_vec(), "{name}: step {index} {step:?}");
         for (_, _, _, seq) in changes {
-            assert!(seq > last_seq, "{name}: step {index}: sequence went backwards");
+            assert!(
+                seq > last_seq,
+                "{name}: step {index}: sequence went backwards"
+            );
             last_seq = seq;
         }
     }
@@ -116,17 +129,32 @@ use ChangeKind::{Acknowledged, AutoResolved, Opened, Resolved, Updated};
 use IncidentStatus::{Acknowledged as Acked, Open, Resolved as Closed};
 use Level::{Critical, High, Informational, Low, Medium};
 
+/// (name, policy, steps with the changes each makes).
+type Table = (&'static str, IncidentPolicy, Vec<(Step, Expected)>);
+
 #[test]
 fn lifecycle_tables() {
-    let tables: Vec<(&str, IncidentPolicy, Vec<(Step, Expected)>)> = vec![
+    let tables: Vec<Table> = vec![
         (
             "open then update by fingerprint; another host is another incident",
             IncidentPolicy::default(),
             vec![
-                (Step::Alerts(&[("r1", "web1", High, &[1])]), &[(Opened, 1, Open)]),
-                (Step::Alerts(&[("r1", "web1", High, &[2])]), &[(Updated, 1, Open)]),
-                (Step::Alerts(&[("r1", "web2", High, &[3])]), &[(Opened, 2, Open)]),
-                (Step::Alerts(&[("r2", "web1", High, &[4])]), &[(Opened, 3, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[1])]),
+                    &[(Opened, 1, Open)],
+                ),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[2])]),
+                    &[(Updated, 1, Open)],
+                ),
+                (
+                    Step::Alerts(&[("r1", "web2", High, &[3])]),
+                    &[(Opened, 2, Open)],
+                ),
+                (
+                    Step::Alerts(&[("r2", "web1", High, &[4])]),
+                    &[(Opened, 3, Open)],
+                ),
             ],
         ),
         (
@@ -135,7 +163,10 @@ fn lifecycle_tables() {
             vec![
                 (Step::Alerts(&[("r1", "web1", Low, &[1])]), &[]),
                 (Step::Alerts(&[("r1", "web1", Informational, &[2])]), &[]),
-                (Step::Alerts(&[("r1", "web1", Medium, &[3])]), &[(Opened, 1, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", Medium, &[3])]),
+                    &[(Opened, 1, Open)],
+                ),
             ],
         ),
         (
@@ -146,7 +177,10 @@ fn lifecycle_tables() {
             },
             vec![
                 (Step::Alerts(&[("r1", "web1", Informational, &[1])]), &[]),
-                (Step::Alerts(&[("r1", "web1", Low, &[2])]), &[(Opened, 1, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", Low, &[2])]),
+                    &[(Opened, 1, Open)],
+                ),
             ],
         ),
         (
@@ -172,10 +206,16 @@ fn lifecycle_tables() {
             "ack, ack again, update while acknowledged, resolve, resolve again, ack resolved",
             IncidentPolicy::default(),
             vec![
-                (Step::Alerts(&[("r1", "web1", High, &[1])]), &[(Opened, 1, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[1])]),
+                    &[(Opened, 1, Open)],
+                ),
                 (Step::Ack(1), &[(Acknowledged, 1, Acked)]),
                 (Step::Ack(1), &[]),
-                (Step::Alerts(&[("r1", "web1", High, &[2])]), &[(Updated, 1, Acked)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[2])]),
+                    &[(Updated, 1, Acked)],
+                ),
                 (Step::Resolve(1), &[(Resolved, 1, Closed)]),
                 (Step::Resolve(1), &[]),
                 (Step::Ack(1), &[]),
@@ -185,7 +225,10 @@ fn lifecycle_tables() {
             "resolve an open incident directly",
             IncidentPolicy::default(),
             vec![
-                (Step::Alerts(&[("r1", "web1", Critical, &[1])]), &[(Opened, 1, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", Critical, &[1])]),
+                    &[(Opened, 1, Open)],
+                ),
                 (Step::Resolve(1), &[(Resolved, 1, Closed)]),
             ],
         ),
@@ -193,32 +236,56 @@ fn lifecycle_tables() {
             "a resolved incident is never reopened",
             IncidentPolicy::default(),
             vec![
-                (Step::Alerts(&[("r1", "web1", High, &[1])]), &[(Opened, 1, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[1])]),
+                    &[(Opened, 1, Open)],
+                ),
                 (Step::Resolve(1), &[(Resolved, 1, Closed)]),
-                (Step::Alerts(&[("r1", "web1", High, &[2])]), &[(Opened, 2, Open)]),
-                (Step::Alerts(&[("r1", "web1", High, &[3])]), &[(Updated, 2, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[2])]),
+                    &[(Opened, 2, Open)],
+                ),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[3])]),
+                    &[(Updated, 2, Open)],
+                ),
             ],
         ),
         (
             "quiet period: resolves after an hour without alerts, open or acknowledged",
             IncidentPolicy::default(),
             vec![
-                (Step::Alerts(&[("r1", "web1", High, &[1])]), &[(Opened, 1, Open)]),
-                (Step::Alerts(&[("r1", "web2", High, &[2])]), &[(Opened, 2, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[1])]),
+                    &[(Opened, 1, Open)],
+                ),
+                (
+                    Step::Alerts(&[("r1", "web2", High, &[2])]),
+                    &[(Opened, 2, Open)],
+                ),
                 (Step::Ack(2), &[(Acknowledged, 2, Acked)]),
                 (Step::Quiet(3000), &[]),
                 // A new alert restarts incident 1's quiet period.
-                (Step::Alerts(&[("r1", "web1", High, &[3])]), &[(Updated, 1, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[3])]),
+                    &[(Updated, 1, Open)],
+                ),
                 (Step::Quiet(600), &[(AutoResolved, 2, Closed)]),
                 (Step::Quiet(3000), &[(AutoResolved, 1, Closed)]),
                 (Step::Quiet(7200), &[]),
-                (Step::Alerts(&[("r1", "web1", High, &[4])]), &[(Opened, 3, Open)]),
+                (
+                    Step::Alerts(&[("r1", "web1", High, &[4])]),
+                    &[(Opened, 3, Open)],
+                ),
             ],
         ),
         (
             "quiet period per rule",
             IncidentPolicy {
-                quiet_period_by_rule: HashMap::from([("fast".to_string(), Duration::from_secs(60))]),
+                quiet_period_by_rule: HashMap::from([(
+                    "fast".to_string(),
+                    Duration::from_secs(60),
+                )]),
                 ..IncidentPolicy::default()
             },
             vec![
@@ -263,7 +330,10 @@ fn incident_fields_follow_their_alerts_and_evidence_is_capped() {
     assert_eq!(incident.title, "title of r1");
     assert_eq!(incident.level, Critical, "the highest level of its alerts");
     assert_eq!(incident.kind, AlertKind::Detection);
-    assert_eq!(incident.group, vec![("host".to_string(), "web1".to_string())]);
+    assert_eq!(
+        incident.group,
+        vec![("host".to_string(), "web1".to_string())]
+    );
     assert_eq!(incident.first_seen, Timestamp(T0 + 5 * SECOND));
     assert_eq!(incident.last_seen, Timestamp(T0 + 20 * SECOND));
     assert_eq!(incident.created, Timestamp(T0 + 100 * SECOND));
@@ -347,28 +417,39 @@ fn change_log_cursor_sees_every_change_once_under_interleaved_writes_and_reads()
     }
     assert_eq!(seen, written, "every change exactly once, in order");
     assert!(seen.windows(2).all(|pair| pair[0] < pair[1]));
-    assert_eq!(reader.last_seq().expect("last"), *written.last().expect("some"));
+    assert_eq!(
+        reader.last_seq().expect("last"),
+        *written.last().expect("some")
+    );
 
     // A status filter sees exactly the changes whose state has that status.
     let resolved = reader
         .changes_since(UpdateSeq(0), Some(IncidentStatus::Resolved), 1000)
         .expect("resolved");
     assert!(!resolved.changes.is_empty());
-    assert!(resolved
-        .changes
-        .iter()
-        .all(|change| change.incident.status == IncidentStatus::Resolved));
+    assert!(
+        resolved
+            .changes
+            .iter()
+            .all(|change| change.incident.status == IncidentStatus::Resolved)
+    );
     assert_eq!(resolved.next, resolved.changes.last().expect("some").seq);
 
     // The current view: one entry per incident, by its latest change.
     let current = reader.current(None, 1000).expect("current");
-    let ids: std::collections::BTreeSet<u64> =
-        current.changes.iter().map(|change| change.incident.id.0).collect();
+    let ids: std::collections::BTreeSet<u64> = current
+        .changes
+        .iter()
+        .map(|change| change.incident.id.0)
+        .collect();
     assert_eq!(ids.len(), current.changes.len());
     assert_eq!(current.next, *written.last().expect("some"));
     let open_page = reader.current(Some(IncidentStatus::Open), 2).expect("open");
     assert_eq!(open_page.changes.len(), 2);
-    assert_eq!(open_page.next, open_page.changes[1].seq, "a full page continues at its last");
+    assert_eq!(
+        open_page.next, open_page.changes[1].seq,
+        "a full page continues at its last"
+    );
 }
 
 #[test]
@@ -406,24 +487,40 @@ fn restart_keeps_incidents_cursor_and_never_reuses_ids() {
     let mut store = open_store(&dir, IncidentPolicy::default());
     let opened = store
         .apply_alerts(
-            &[alert("r1", "a", High, &[1], 0), alert("r1", "b", High, &[2], 0)],
+            &[
+                alert("r1", "a", High, &[1], 0),
+                alert("r1", "b", High, &[2], 0),
+            ],
             Timestamp(T0),
         )
         .expect("apply");
-    store.acknowledge(opened[0].incident.id, Timestamp(T0)).expect("ack");
-    store.resolve(opened[1].incident.id, Timestamp(T0)).expect("resolve");
-    let cursor = store.changes_since(UpdateSeq(0), None, 100).expect("log").next;
+    store
+        .acknowledge(opened[0].incident.id, Timestamp(T0))
+        .expect("ack");
+    store
+        .resolve(opened[1].incident.id, Timestamp(T0))
+        .expect("resolve");
+    let cursor = store
+        .changes_since(UpdateSeq(0), None, 100)
+        .expect("log")
+        .next;
     assert_eq!(cursor, UpdateSeq(4));
     store.close().expect("close");
 
     let mut store = open_store(&dir, IncidentPolicy::default());
-    let before = store.get(opened[0].incident.id).expect("get").expect("kept");
+    let before = store
+        .get(opened[0].incident.id)
+        .expect("get")
+        .expect("kept");
     assert_eq!(before.incident.status, IncidentStatus::Acknowledged);
     assert_eq!(before.evidence, vec![Seq(1)]);
     // Acknowledged survives and still takes updates; resolved `b` gets a new incident.
     let changes = store
         .apply_alerts(
-            &[alert("r1", "a", High, &[3], 0), alert("r1", "b", High, &[4], 0)],
+            &[
+                alert("r1", "a", High, &[3], 0),
+                alert("r1", "b", High, &[4], 0),
+            ],
             Timestamp(T0 + SECOND),
         )
         .expect("apply");
@@ -433,7 +530,10 @@ fn restart_keeps_incidents_cursor_and_never_reuses_ids() {
     assert_eq!(changes[1].incident.id, IncidentId(3));
     let page = store.changes_since(cursor, None, 100).expect("log");
     assert_eq!(
-        page.changes.iter().map(|change| change.seq.0).collect::<Vec<_>>(),
+        page.changes
+            .iter()
+            .map(|change| change.seq.0)
+            .collect::<Vec<_>>(),
         vec![5, 6],
         "the cursor continues across the restart"
     );
@@ -449,18 +549,29 @@ fn compaction_drops_only_old_superseded_changes() {
             ..IncidentPolicy::default()
         },
     );
-    store.apply_alerts(&[alert("r", "a", High, &[1], 0)], Timestamp(T0)).expect("apply");
-    store.apply_alerts(&[alert("r", "a", High, &[2], 0)], Timestamp(T0)).expect("apply");
-    store.apply_alerts(&[alert("r", "b", High, &[3], 0)], Timestamp(T0)).expect("apply");
+    store
+        .apply_alerts(&[alert("r", "a", High, &[1], 0)], Timestamp(T0))
+        .expect("apply");
+    store
+        .apply_alerts(&[alert("r", "a", High, &[2], 0)], Timestamp(T0))
+        .expect("apply");
+    store
+        .apply_alerts(&[alert("r", "b", High, &[3], 0)], Timestamp(T0))
+        .expect("apply");
     let recent = Timestamp(T0 + 7200 * SECOND);
     store.acknowledge(IncidentId(2), recent).expect("ack");
-    let removed = store.compact(Timestamp(T0 + 7300 * SECOND)).expect("compact");
+    let removed = store
+        .compact(Timestamp(T0 + 7300 * SECOND))
+        .expect("compact");
     // Seq 1 (a opened) is old and superseded by 2; seq 3 (b opened) is superseded by 4, but
     // which is the latest of b: 3 is old, so it goes too.
     assert_eq!(removed, 2);
     let page = store.changes_since(UpdateSeq(0), None, 100).expect("log");
     assert_eq!(
-        page.changes.iter().map(|change| change.seq.0).collect::<Vec<_>>(),
+        page.changes
+            .iter()
+            .map(|change| change.seq.0)
+            .collect::<Vec<_>>(),
         vec![2, 4],
         "an old cursor still sees the latest state of every incident"
     );
@@ -470,7 +581,9 @@ fn compaction_drops_only_old_superseded_changes() {
 fn a_store_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("incidents.sqlite");
-    open_store(&dir, IncidentPolicy::default()).close().expect("close");
+    open_store(&dir, IncidentPolicy::default())
+        .close()
+        .expect("close");
     let connection = rusqlite::Connection::open(&path).expect("open raw");
     connection
         .execute("UPDATE schema_version SET version = 99", [])
@@ -514,14 +627,19 @@ fn service_applies_alerts_publishes_changes_and_drains_on_shutdown() {
     let alerts = service.alert_sender();
     alerts.send(alert("r1", "a", High, &[1], 0)).expect("send");
     alerts.send(alert("r1", "a", Low, &[2], 0)).expect("send");
-    wait_for("the incident", || handle.last_seq().expect("seq") >= UpdateSeq(1));
+    wait_for("the incident", || {
+        handle.last_seq().expect("seq") >= UpdateSeq(1)
+    });
     let opened = changes.try_recv().expect("published");
     assert_eq!(opened.kind, ChangeKind::Opened);
     assert_eq!(opened.incident.alert_count, 1, "the low alert is ignored");
 
     let acked = handle.acknowledge(opened.incident.id).expect("ack");
     assert_eq!(acked.incident().status, IncidentStatus::Acknowledged);
-    assert_eq!(changes.try_recv().expect("published").kind, ChangeKind::Acknowledged);
+    assert_eq!(
+        changes.try_recv().expect("published").kind,
+        ChangeKind::Acknowledged
+    );
     let again = handle.acknowledge(opened.incident.id).expect("ack again");
     assert_eq!(again.change_seq(), None);
     assert!(matches!(
@@ -537,12 +655,17 @@ fn service_applies_alerts_publishes_changes_and_drains_on_shutdown() {
             .expect("get")
             .is_some_and(|detail| detail.incident.status == IncidentStatus::Resolved)
     });
-    assert_eq!(changes.try_recv().expect("published").kind, ChangeKind::AutoResolved);
+    assert_eq!(
+        changes.try_recv().expect("published").kind,
+        ChangeKind::AutoResolved
+    );
 
     // Alerts queued right before shutdown are applied in the final transaction.
     for round in 0..500u64 {
         let host: &'static str = Box::leak(format!("burst{round}").into_boxed_str());
-        alerts.send(alert("r2", host, High, &[round], 0)).expect("send");
+        alerts
+            .send(alert("r2", host, High, &[round], 0))
+            .expect("send");
     }
     drop(alerts);
     service.shutdown().expect("shutdown");

@@ -369,11 +369,9 @@ impl ChangeStream {
                 }
                 Err(RecvError::Lagged(missed)) => {
                     self.replaying = true;
-                    return Some(
-                        Event::default().event("lagged").data(
-                            json!({"missed": missed, "resume_after": self.cursor.0}).to_string(),
-                        ),
-                    );
+                    return Some(Event::default().event("lagged").data(
+                        json!({"missed": missed, "resume_after": self.cursor.0}).to_string(),
+                    ));
                 }
                 Err(RecvError::Closed) => return None,
             }
@@ -393,7 +391,10 @@ mod tests {
 
     #[test]
     fn untrusted_cursors_and_statuses_are_bad_requests() {
-        assert_eq!(parse_cursor("since", " 42 ").expect("cursor"), UpdateSeq(42));
+        assert_eq!(
+            parse_cursor("since", " 42 ").expect("cursor"),
+            UpdateSeq(42)
+        );
         for bad in ["-1", "1.5", "x", "", "99999999999999999999999"] {
             assert!(matches!(
                 parse_cursor("since", bad),
@@ -401,6 +402,9 @@ mod tests {
             ));
         }
         assert!(parse_status("open").is_ok());
-        assert!(matches!(parse_status("closed"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_status("closed"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

@@ -302,9 +302,9 @@ impl Worker {
             Ok(changes) => self.publish(changes),
             Err(error) => tracing::error!(%error, "cannot auto-resolve incidents"),
         }
-        let due = self.last_compaction.is_none_or(|last| {
-            now.0.saturating_sub(last.0) >= duration_nanos(COMPACT_EVERY)
-        });
+        let due = self
+            .last_compaction
+            .is_none_or(|last| now.0.saturating_sub(last.0) >= duration_nanos(COMPACT_EVERY));
         if due {
             self.last_compaction = Some(now);
             match self.store.compact(now) {

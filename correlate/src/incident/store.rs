@@ -209,8 +209,8 @@ impl IncidentStore {
             if alert.level < self.policy.min_level {
                 continue;
             }
-            let (id, kind) = apply_alert(&transaction, alert, now, self.policy.max_evidence)
-                .map_err(sqlite)?;
+            let (id, kind) =
+                apply_alert(&transaction, alert, now, self.policy.max_evidence).map_err(sqlite)?;
             if let std::collections::hash_map::Entry::Vacant(slot) = touched_index.entry(id) {
                 slot.insert(touched.len());
                 touched.push((id, kind));
@@ -250,11 +250,7 @@ impl IncidentStore {
     ///
     /// # Errors
     /// [`IncidentError::NotFound`] for an unknown id.
-    pub fn resolve(
-        &mut self,
-        id: IncidentId,
-        now: Timestamp,
-    ) -> Result<Transition, IncidentError> {
+    pub fn resolve(&mut self, id: IncidentId, now: Timestamp) -> Result<Transition, IncidentError> {
         self.transition(id, now, |status| {
             (status != IncidentStatus::Resolved)
                 .then_some((IncidentStatus::Resolved, ChangeKind::Resolved))
@@ -359,7 +355,8 @@ impl IncidentStore {
 
     /// Reads through the writer's connection (for the service and tests).
     pub fn get(&self, id: IncidentId) -> Result<Option<IncidentDetail>, IncidentError> {
-        read_detail(&self.connection, id).map_err(|error| IncidentError::from_sqlite(&self.path, error))
+        read_detail(&self.connection, id)
+            .map_err(|error| IncidentError::from_sqlite(&self.path, error))
     }
 
     /// See [`IncidentReader::changes_since`].
@@ -478,9 +475,14 @@ fn apply_alert(
             Ok((id, ChangeKind::Opened))
         }
         Some((id, level_name, evidence_blob)) => {
-            let level = Level::parse(&level_name).unwrap_or(alert.level).max(alert.level);
-            let evidence =
-                merge_evidence(&decode_evidence(&evidence_blob), &alert.evidence, max_evidence);
+            let level = Level::parse(&level_name)
+                .unwrap_or(alert.level)
+                .max(alert.level);
+            let evidence = merge_evidence(
+                &decode_evidence(&evidence_blob),
+                &alert.evidence,
+                max_evidence,
+            );
             transaction
                 .prepare_cached(
                     "UPDATE incidents SET title = ?2, level = ?3,
@@ -542,7 +544,10 @@ fn merge_evidence(old: &[Seq], new: &[Seq], cap: usize) -> Vec<Seq> {
 }
 
 fn encode_evidence(evidence: &[Seq]) -> Vec<u8> {
-    evidence.iter().flat_map(|seq| seq.0.to_le_bytes()).collect()
+    evidence
+        .iter()
+        .flat_map(|seq| seq.0.to_le_bytes())
+        .collect()
 }
 
 fn decode_evidence(blob: &[u8]) -> Vec<Seq> {
@@ -698,7 +703,10 @@ fn read_current(
     Ok(ChangePage { changes, next })
 }
 
-fn read_detail(connection: &Connection, id: IncidentId) -> rusqlite::Result<Option<IncidentDetail>> {
+fn read_detail(
+    connection: &Connection,
+    id: IncidentId,
+) -> rusqlite::Result<Option<IncidentDetail>> {
     let Ok(row_id) = i64::try_from(id.0) else {
         return Ok(None);
     };
@@ -819,7 +827,10 @@ mod tests {
         assert_eq!(kept, vec![Seq(1), Seq(2), Seq(9), Seq(10)]);
         let odd = merge_evidence(&[], &seqs, 5);
         assert_eq!(odd, vec![Seq(1), Seq(2), Seq(8), Seq(9), Seq(10)]);
-        assert_eq!(merge_evidence(&[Seq(3)], &[Seq(3), Seq(1)], 4), vec![Seq(1), Seq(3)]);
+        assert_eq!(
+            merge_evidence(&[Seq(3)], &[Seq(3), Seq(1)], 4),
+            vec![Seq(1), Seq(3)]
+        );
     }
 
     #[test]
