@@ -608,6 +608,23 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The next published change; the feed is sent right after the commit, so poll for it.
+fn next_change(
+    changes: &mut tokio::sync::broadcast::Receiver<Arc<cairn_correlate::incident::IncidentChange>>,
+) -> Arc<cairn_correlate::incident::IncidentChange> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match changes.try_recv() {
+            Ok(change) => return change,
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                assert!(Instant::now() < deadline, "no change published in time");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => panic!("change feed: {error}"),
+        }
+    }
+}
+
 #[test]
 fn service_applies_alerts_publishes_changes_and_drains_on_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -630,16 +647,13 @@ fn service_applies_alerts_publishes_changes_and_drains_on_shutdown() {
     wait_for("the incident", || {
         handle.last_seq().expect("seq") >= UpdateSeq(1)
     });
-    let opened = changes.try_recv().expect("published");
+    let opened = next_change(&mut changes);
     assert_eq!(opened.kind, ChangeKind::Opened);
     assert_eq!(opened.incident.alert_count, 1, "the low alert is ignored");
 
     let acked = handle.acknowledge(opened.incident.id).expect("ack");
     assert_eq!(acked.incident().status, IncidentStatus::Acknowledged);
-    assert_eq!(
-        changes.try_recv().expect("published").kind,
-        ChangeKind::Acknowledged
-    );
+    assert_eq!(next_change(&mut changes).kind, ChangeKind::Acknowledged);
     let again = handle.acknowledge(opened.incident.id).expect("ack again");
     assert_eq!(again.change_seq(), None);
     assert!(matches!(
@@ -655,10 +669,7 @@ fn service_applies_alerts_publishes_changes_and_drains_on_shutdown() {
             .expect("get")
             .is_some_and(|detail| detail.incident.status == IncidentStatus::Resolved)
     });
-    assert_eq!(
-        changes.try_recv().expect("published").kind,
-        ChangeKind::AutoResolved
-    );
+    assert_eq!(next_change(&mut changes).kind, ChangeKind::AutoResolved);
 
     // Alerts queued right before shutdown are applied in the final transaction.
     for round in 0..500u64 {
