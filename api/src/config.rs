@@ -64,6 +64,7 @@ pub struct ConfigFile {
     pub parse: ParseSection,
     pub rules: RulesSection,
     pub normalise: NormaliseSection,
+    pub incidents: IncidentsSection,
 }
 
 impl Default for ConfigFile {
@@ -77,7 +78,101 @@ impl Default for ConfigFile {
             parse: ParseSection::default(),
             rules: RulesSection::default(),
             normalise: NormaliseSection::default(),
+            incidents: IncidentsSection::default(),
         }
+    }
+}
+
+/// `[incidents]`: which alerts open incidents and when quiet incidents resolve. The store is
+/// `<data_dir>/incidents.sqlite`.
+///
+/// ```toml
+/// [incidents]
+/// min_level = "medium"
+/// quiet_period_secs = 3600
+/// [incidents.quiet_period_by_rule]
+/// "ssh-brute-force" = 600
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentsSection {
+    /// Alerts below this level (`informational`, `low`, `medium`, `high`, `critical`) do not
+    /// open or update incidents; they only annotate events. Default `medium`.
+    pub min_level: String,
+    /// Seconds without a new alert after which an open or acknowledged incident resolves
+    /// itself. Default 3600.
+    pub quiet_period_secs: u64,
+    /// Per-rule quiet periods: rule label (its id, or title when it has none) → seconds.
+    pub quiet_period_by_rule: std::collections::HashMap<String, u64>,
+    /// Event `seq`s kept as evidence per incident (the earliest half and the newest half).
+    /// Default 64, at most 1000.
+    pub max_evidence: usize,
+    /// Seconds of full change history kept; older entries superseded by a later change of the
+    /// same incident are compacted away. Default 604800 (7 days).
+    pub change_log_retention_secs: u64,
+}
+
+impl Default for IncidentsSection {
+    fn default() -> Self {
+        IncidentsSection {
+            min_level: "medium".to_string(),
+            quiet_period_secs: 3600,
+            quiet_period_by_rule: std::collections::HashMap::new(),
+            max_evidence: cairn_correlate::MAX_EVIDENCE,
+            change_log_retention_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Most evidence seqs an incident may keep.
+pub const MAX_INCIDENT_EVIDENCE: usize = 1000;
+
+impl IncidentsSection {
+    fn validate(self) -> Result<cairn_correlate::incident::IncidentPolicy, ConfigError> {
+        let min_level = cairn_correlate::Level::parse(self.min_level.trim()).ok_or_else(|| {
+            ConfigError::Invalid {
+                key: "incidents.min_level",
+                message: format!(
+                    "`{}` is not one of informational, low, medium, high, critical",
+                    self.min_level
+                ),
+            }
+        })?;
+        if self.quiet_period_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "incidents.quiet_period_secs",
+                message: "must be greater than 0".to_string(),
+            });
+        }
+        let mut quiet_period_by_rule = std::collections::HashMap::new();
+        for (rule, seconds) in self.quiet_period_by_rule {
+            if seconds == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "incidents.quiet_period_by_rule",
+                    message: format!("rule `{rule}`: must be greater than 0"),
+                });
+            }
+            quiet_period_by_rule.insert(rule, Duration::from_secs(seconds));
+        }
+        if self.max_evidence == 0 || self.max_evidence > MAX_INCIDENT_EVIDENCE {
+            return Err(ConfigError::Invalid {
+                key: "incidents.max_evidence",
+                message: format!("must be between 1 and {MAX_INCIDENT_EVIDENCE}"),
+            });
+        }
+        if self.change_log_retention_secs < 60 {
+            return Err(ConfigError::Invalid {
+                key: "incidents.change_log_retention_secs",
+                message: "must be at least 60".to_string(),
+            });
+        }
+        Ok(cairn_correlate::incident::IncidentPolicy {
+            min_level,
+            quiet_period: Duration::from_secs(self.quiet_period_secs),
+            quiet_period_by_rule,
+            max_evidence: self.max_evidence,
+            change_log_retention: Duration::from_secs(self.change_log_retention_secs),
+        })
     }
 }
 
@@ -283,6 +378,8 @@ pub struct Config {
     pub max_json_depth: usize,
     pub rules: crate::signatures::RuleSources,
     pub normaliser: std::sync::Arc<cairn_ingest::normalise::Normaliser>,
+    /// `[incidents]`.
+    pub incidents: cairn_correlate::incident::IncidentPolicy,
 }
 
 impl ConfigFile {
@@ -351,6 +448,7 @@ impl ConfigFile {
             });
         }
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
+        let incidents = self.incidents.validate()?;
         let normaliser = cairn_ingest::normalise::Normaliser::new(self.normalise.pattern)
             .map(std::sync::Arc::new)
             .map_err(|error| ConfigError::Invalid {
@@ -418,6 +516,7 @@ impl ConfigFile {
                 paths: self.rules.paths,
             },
             normaliser,
+            incidents,
         })
     }
 }
@@ -524,6 +623,56 @@ mod tests {
             .validate()
             .expect_err("bad type");
         assert!(error.to_string().contains("normalise.pattern"), "{error}");
+    }
+
+    #[test]
+    fn incidents_section_defaults_and_validation() {
+        let config = ConfigFile::from_toml("")
+            .expect("toml")
+            .validate()
+            .expect("defaults");
+        assert_eq!(
+            config.incidents,
+            cairn_correlate::incident::IncidentPolicy::default()
+        );
+        let config = ConfigFile::from_toml(
+            "[incidents]\nmin_level = \"high\"\nquiet_period_secs = 60\nmax_evidence = 1000\n\
+             [incidents.quiet_period_by_rule]\n\"ssh-brute\" = 5\n",
+        )
+        .expect("toml")
+        .validate()
+        .expect("valid");
+        assert_eq!(config.incidents.min_level, cairn_correlate::Level::High);
+        assert_eq!(
+            config.incidents.quiet_period_for("ssh-brute"),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.incidents.quiet_period_for("other"),
+            Duration::from_secs(60)
+        );
+        for (text, key) in [
+            ("min_level = \"severe\"", "incidents.min_level"),
+            ("quiet_period_secs = 0", "incidents.quiet_period_secs"),
+            ("max_evidence = 0", "incidents.max_evidence"),
+            ("max_evidence = 1001", "incidents.max_evidence"),
+            (
+                "change_log_retention_secs = 1",
+                "incidents.change_log_retention_secs",
+            ),
+            (
+                "[incidents.quiet_period_by_rule]\nr = 0",
+                "incidents.quiet_period_by_rule",
+            ),
+        ] {
+            let error = ConfigFile::from_toml(&format!("[incidents]\n{text}\n"))
+                .expect("toml")
+                .validate()
+                .expect_err(text);
+            assert!(error.to_string().contains(key), "{text}: {error}");
+        }
+        let error = ConfigFile::from_toml("[incidents]\nquiet = 1\n").expect_err("unknown key");
+        assert!(error.contains("unknown field"), "{error}");
     }
 
     #[test]

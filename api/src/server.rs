@@ -1,14 +1,16 @@
 //! Wiring: opens the index, starts the pipeline threads, binds the listeners and the HTTP API,
 //! and shuts everything down in order.
 //!
-//! Start order: index → pipeline → listeners → HTTP → ready. Stop order (on the shutdown token):
-//! not ready → listeners and HTTP stop accepting → pipeline drains and commits. The whole stop is
-//! bounded by [`SHUTDOWN_GRACE`].
+//! Start order: index → incident store and service → pipeline → listeners → HTTP → ready. Stop
+//! order (on the shutdown token): not ready → listeners and HTTP stop accepting (incident event
+//! streams end) → pipeline drains and commits → the incident service drains its alerts, commits
+//! and closes the store. The whole stop is bounded by [`SHUTDOWN_GRACE`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
 use cairn_index::{EventIndex, IndexOptions};
 use cairn_ingest::batch::SeqAllocator;
 use cairn_ingest::listeners::{ListenerContext, tcp, udp};
@@ -37,6 +39,8 @@ pub enum ServeError {
     Index(#[from] cairn_index::IndexError),
     #[error(transparent)]
     Listener(#[from] cairn_ingest::IngestError),
+    #[error(transparent)]
+    Incidents(#[from] cairn_correlate::incident::IncidentError),
     #[error("cannot load rules: {0}")]
     Rules(String),
     #[error("cannot bind http on {addr}: {source}")]
@@ -45,6 +49,23 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The incident store's file in the data dir.
+pub const INCIDENT_STORE_FILE: &str = "incidents.sqlite";
+
+/// Opens `<data_dir>/incidents.sqlite` with the configured policy and starts the incident
+/// service. Its input is [`IncidentService::alert_sender`]; its API side is
+/// [`IncidentService::handle`]. Blocking (opens and migrates the database).
+pub fn start_incidents(config: &Config) -> Result<IncidentService, ServeError> {
+    let path = config.data_dir.join(INCIDENT_STORE_FILE);
+    let store = IncidentStore::open(&path, config.incidents.clone())?;
+    tracing::info!(path = %path.display(), "incident store open");
+    Ok(IncidentService::start(
+        store,
+        Arc::new(SystemClock),
+        &ServiceOptions::default(),
+    )?)
 }
 
 /// Runs the appliance until `shutdown` is cancelled, then stops gracefully. Each notification
@@ -78,6 +99,19 @@ pub async fn run(
         next_seq,
         "index open"
     );
+
+    let incident_config = config.clone();
+    let incidents = tokio::task::spawn_blocking(move || start_incidents(&incident_config))
+        .await
+        .map_err(|error| {
+            ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
+                format!("incident store task failed: {error}"),
+            ))
+        })??;
+    // Wired by the pipeline: the correlation engine is given this sender and sends every alert
+    // into it. Nothing produces alerts yet.
+    let alerts_to_incidents: crossbeam_channel::Sender<cairn_correlate::Alert> =
+        incidents.alert_sender();
 
     let stats = Arc::new(Stats::new());
     let rule_sources = config.rules.clone();
@@ -118,9 +152,13 @@ pub async fn run(
     if let Err(error) = started {
         listener_shutdown.cancel();
         tasks.shutdown().await;
-        tokio::task::spawn_blocking(move || pipeline.shutdown())
-            .await
-            .ok();
+        drop(alerts_to_incidents);
+        tokio::task::spawn_blocking(move || {
+            pipeline.shutdown();
+            incidents.shutdown()
+        })
+        .await
+        .ok();
         return Err(error);
     }
 
@@ -139,15 +177,20 @@ pub async fn run(
             retry_after: config.retry_after,
         },
     );
+    state.set_incidents(incidents.handle(), listener_shutdown.clone());
     if let Some(addr) = config.http {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,
             Err(source) => {
                 listener_shutdown.cancel();
                 tasks.shutdown().await;
-                tokio::task::spawn_blocking(move || pipeline.shutdown())
-                    .await
-                    .ok();
+                drop(alerts_to_incidents);
+                tokio::task::spawn_blocking(move || {
+                    pipeline.shutdown();
+                    incidents.shutdown()
+                })
+                .await
+                .ok();
                 return Err(ServeError::HttpBind { addr, source });
             }
         };
@@ -184,9 +227,17 @@ pub async fn run(
     listener_shutdown.cancel();
     let stop = async {
         while tasks.join_next().await.is_some() {}
-        let drained = tokio::task::spawn_blocking(move || pipeline.shutdown()).await;
-        if drained.is_err() {
-            tracing::error!("pipeline shutdown panicked");
+        let drained = tokio::task::spawn_blocking(move || {
+            pipeline.shutdown();
+            // The pipeline (the alerts' producer) has stopped: apply what is queued and close.
+            drop(alerts_to_incidents);
+            incidents.shutdown()
+        })
+        .await;
+        match drained {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "incident store did not close cleanly"),
+            Err(_) => tracing::error!("pipeline shutdown panicked"),
         }
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, stop).await.is_err() {

@@ -4,7 +4,8 @@
 //! part into a [`Matcher`] that the parse workers run on every event. It depends only on
 //! `cairn-ingest` (the event model); it does not know the index. The correlation engine, the
 //! incident model and the built-in pack come later; correlation documents are already parsed and
-//! kept aside as [`RuleKind::Correlation`].
+//! kept aside as [`RuleKind::Correlation`]. The [`incident`] module turns alerts into incidents
+//! (lifecycle, SQLite store, the service thread that owns it).
 //!
 //! # Invariants
 //!
@@ -49,6 +50,7 @@ mod compile;
 mod condition;
 mod error;
 mod field;
+pub mod incident;
 mod matcher;
 mod naive;
 mod rule;

@@ -4,23 +4,27 @@
 //! body) runs it on tokio's blocking pool so the async runtime never stalls.
 
 pub mod error;
+mod incidents;
 mod ingest;
 mod rules;
 mod search;
 mod status;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use cairn_correlate::incident::IncidentHandle;
 use cairn_index::EventIndex;
 use cairn_ingest::batch::{SeqAllocator, Work};
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::queue::BatchQueue;
 use cairn_ingest::stats::Stats;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::DepthProbe;
 use crate::signatures::Signatures;
@@ -53,6 +57,16 @@ struct StateInner {
     limits: HttpLimits,
     ready: AtomicBool,
     started: Instant,
+    /// Set once by [`AppState::set_incidents`]; the incident routes answer 503 until then.
+    incidents: OnceLock<IncidentRoutes>,
+}
+
+/// What the incident routes need: reads and commands, and a token that ends open event streams
+/// when the server stops.
+#[derive(Debug, Clone)]
+pub(crate) struct IncidentRoutes {
+    handle: IncidentHandle,
+    shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -80,6 +94,7 @@ impl AppState {
                 limits,
                 ready: AtomicBool::new(false),
                 started: Instant::now(),
+                incidents: OnceLock::new(),
             }),
         }
     }
@@ -87,6 +102,15 @@ impl AppState {
     /// `/readyz` answers 200 while this is true.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Serves the incident API from `handle`; `shutdown` ends the open event streams (cancel it
+    /// before waiting for the HTTP server to stop). Only the first call has an effect.
+    pub fn set_incidents(&self, handle: IncidentHandle, shutdown: CancellationToken) {
+        let _ = self
+            .inner
+            .incidents
+            .set(IncidentRoutes { handle, shutdown });
     }
 
     fn is_ready(&self) -> bool {
@@ -103,6 +127,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/ingest",
             post(ingest::ingest).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/stream", get(incidents::stream))
+        .route("/api/v1/incidents/{id}", get(incidents::detail))
+        .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
+        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/stats", get(status::stats))
