@@ -128,6 +128,21 @@ detection:
   sel2:
     ip|endswith: '.1'
   condition: sel and sel2
+---
+title: fieldref
+logsource: {product: linux}
+detection:
+  same:
+    User|fieldref: comm
+  prefix:
+    CommandLine|fieldref|startswith: Image
+  inside:
+    CommandLine|fieldref|contains|cased: a0
+  differ:
+    User|fieldref|neq: a0
+  lit:
+    CommandLine|contains: 'sudo'
+  condition: same or prefix or (inside and lit) or differ
 "#;
 
 const WORDS: &[&str] = &[
