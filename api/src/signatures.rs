@@ -24,6 +24,9 @@ pub struct RuleSources {
     pub builtin: bool,
     /// Operator rule files and folders (`.yml`/`.yaml`, searched recursively).
     pub paths: Vec<PathBuf>,
+    /// Field and logsource mappings (built-in defaults plus `[rules]` config entries), used on
+    /// start and on every reload.
+    pub options: CompileOptions,
 }
 
 /// A rule that could not be used, as reported by `cairn rules check` and the API.
@@ -69,7 +72,7 @@ impl RuleSet {
             report.extend(cairn_correlate::load_rules(&sources.paths));
         }
         let mut problems: Vec<RuleProblem> = report.rejected.iter().map(problem).collect();
-        let (matcher, rejected) = Matcher::compile(&report.loaded, &CompileOptions::default());
+        let (matcher, rejected) = Matcher::compile(&report.loaded, &sources.options);
         problems.extend(rejected.iter().map(problem));
         let labels = matcher
             .rules()

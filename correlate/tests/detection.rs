@@ -1056,6 +1056,37 @@ fn logsource_mapping_restricts_only_mapped_sources() {
 }
 
 #[test]
+fn logsource_mapping_set_replaces_the_entry_of_the_same_logsource() {
+    let sshd = parse_rules_str(
+        "title: t\nlogsource:\n  service: sshd\ndetection:\n  k:\n    - 'Failed password'\n  condition: k\n",
+        "sshd.yml",
+    )
+    .loaded;
+    let mut mapping = LogsourceMapping::default();
+    mapping.set(LogsourceEntry {
+        service: Some("SSHD".into()),
+        conditions: vec![("app".into(), vec!["dropbear".into()])],
+        ..LogsourceEntry::default()
+    });
+    let replaced = CompileOptions {
+        logsource_mapping: mapping.clone(),
+        ..CompileOptions::default()
+    };
+    let line = || event("Failed password for root");
+    assert!(matches(&sshd, &replaced, &line().app("dropbear")));
+    assert!(!matches(&sshd, &replaced, &line().app("sshd")));
+    mapping.set(LogsourceEntry {
+        service: Some("sshd".into()),
+        ..LogsourceEntry::default()
+    });
+    let lifted = CompileOptions {
+        logsource_mapping: mapping,
+        ..CompileOptions::default()
+    };
+    assert!(matches(&sshd, &lifted, &line()));
+}
+
+#[test]
 fn full_rule_yaml_round_trip_of_metadata() {
     let report = parse_rules_str(&rule_yaml(CMD), "x.yml");
     let rule = &report.loaded[0];
