@@ -63,6 +63,25 @@ fn matching_events_carry_their_signature_and_reload_is_atomic() {
     assert_eq!(tagged["total"], 1, "{tagged}");
     assert_eq!(tagged["events"][0]["host"], "db1");
     assert_eq!(tagged["events"][0]["signatures"][0], RULE_ID, "{tagged}");
+    assert_eq!(
+        tagged["events"][0]["rules"],
+        serde_json::json!(["Disk on fire"]),
+        "{tagged}"
+    );
+    // Rule titles are searchable word by word (any case, phrases); ids stay exact terms.
+    for by_title in [
+        format!("{token} AND rule:fire"),
+        format!("{token} AND rule:DISK"),
+        format!("{token} AND rule:\"disk on fire\""),
+    ] {
+        let found = cairn.search(&by_title, "");
+        assert_eq!(found["total"], 1, "{by_title}: {found}");
+        assert_eq!(found["events"][0]["host"], "db1", "{found}");
+    }
+    let wrong_order = cairn.search(&format!("{token} AND rule:\"fire on disk\""), "");
+    assert_eq!(wrong_order["total"], 0, "{wrong_order}");
+    let partial_id = cairn.search(&format!("{token} AND signature:5a3c9e52"), "");
+    assert_eq!(partial_id["total"], 0, "{partial_id}");
 
     let rules = cairn.get("/api/v1/rules").json();
     let mine = rules["rules"]
