@@ -13,6 +13,7 @@ use crate::condition::{Condition, OfTarget, Quantifier, pattern_matches};
 use crate::error::{Error, Rejection};
 use crate::field::{FieldMapping, FieldRef, LogsourceMapping, SlotValue, resolve_field};
 use crate::rule::{Detection, FieldTest, Level, Modifier, Rule, RuleKind, Value};
+use crate::scan::LiteralEngine;
 use crate::value::{
     self, Cidr, GlobToken, Token, compile_glob, has_wildcards, literal_tokens, parse_wildcards,
     tokens_to_string,
@@ -60,6 +61,8 @@ pub struct CompileOptions {
     pub field_mapping: FieldMapping,
     pub logsource_mapping: LogsourceMapping,
     pub limits: Limits,
+    /// How [`crate::Matcher`] finds literals of 4 bytes or more; results do not depend on it.
+    pub literal_engine: LiteralEngine,
 }
 
 /// What a caller needs to know about a compiled rule.

@@ -73,4 +73,5 @@ pub use rule::{
     Detection, FieldTest, Level, LoadReport, LogSource, Modifier, Rule, RuleKind, Search, Value,
     load_rules, parse_rules_str,
 };
+pub use scan::LiteralEngine;
 pub use yaml::{MAX_RULE_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES};
