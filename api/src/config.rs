@@ -192,6 +192,15 @@ pub struct NormaliseSection {
 }
 
 /// `[rules]`: Sigma detection rules run on every event.
+///
+/// ```toml
+/// [rules.fields]            # Sigma field name = event field name
+/// CommandLine = "cmdline"
+///
+/// [[rules.logsource]]       # rules of this logsource only see events where...
+/// service = "nginx"
+/// match = { app = ["nginx", "nginx-proxy"] }
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesSection {
@@ -199,6 +208,15 @@ pub struct RulesSection {
     pub builtin: bool,
     /// Rule files and folders (`.yml`/`.yaml`, searched recursively). `--rules` adds to these.
     pub paths: Vec<PathBuf>,
+    /// Sigma field name → event field name, consulted before the built-in aliases (`message`,
+    /// `host`/`Computer`, `app`/`program`, `pid`, …); the target may be an alias, an extracted
+    /// or JSON field, or `sd.<id>.<param>`. Names are case-sensitive. Default empty.
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// Logsource mappings, added to the built-in ones (`service:` `sshd`, `sudo`, `su`, `cron`,
+    /// `vsftpd`, `clamav` → that app; `auth` → facility auth/authpriv). An entry for the same
+    /// `product`/`category`/`service` as a built-in one replaces it; an empty `match` lifts the
+    /// restriction. Logsources no entry covers do not restrict matching.
+    pub logsource: Vec<LogsourceDef>,
 }
 
 impl Default for RulesSection {
@@ -206,7 +224,103 @@ impl Default for RulesSection {
         RulesSection {
             builtin: true,
             paths: Vec::new(),
+            fields: std::collections::BTreeMap::new(),
+            logsource: Vec::new(),
         }
+    }
+}
+
+/// One `[[rules.logsource]]` entry: when a rule's logsource has every key set here (compared
+/// ASCII case-insensitively), the rule only applies to events meeting every `match` condition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsourceDef {
+    pub product: Option<String>,
+    pub category: Option<String>,
+    pub service: Option<String>,
+    /// Sigma field name → allowed value or list of values (OR-ed, ASCII case-insensitive,
+    /// exact); the fields are AND-ed. Resolved like rule fields (`[rules.fields]` applies).
+    #[serde(rename = "match", default)]
+    pub conditions: std::collections::BTreeMap<String, OneOrMany>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(value) => vec![value],
+            OneOrMany::Many(values) => values,
+        }
+    }
+}
+
+impl RulesSection {
+    /// The built-in mappings with this section's entries applied.
+    fn compile_options(
+        fields: std::collections::BTreeMap<String, String>,
+        logsources: Vec<LogsourceDef>,
+    ) -> Result<cairn_correlate::CompileOptions, ConfigError> {
+        let mut options = cairn_correlate::CompileOptions::default();
+        for (sigma_name, event_field) in fields {
+            if sigma_name.trim().is_empty() || event_field.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "rules.fields",
+                    message: format!(
+                        "`{sigma_name}` = `{event_field}`: field names cannot be empty"
+                    ),
+                });
+            }
+            options.field_mapping.insert(sigma_name, event_field);
+        }
+        for (position, def) in logsources.into_iter().enumerate() {
+            let invalid = |message: String| ConfigError::Invalid {
+                key: "rules.logsource",
+                message: format!("entry {}: {message}", position + 1),
+            };
+            let keys = [&def.product, &def.category, &def.service];
+            if keys.iter().all(|key| key.is_none()) {
+                return Err(invalid(
+                    "set at least one of product, category, service".to_string(),
+                ));
+            }
+            if keys
+                .iter()
+                .any(|key| key.as_deref().is_some_and(|k| k.trim().is_empty()))
+            {
+                return Err(invalid(
+                    "product, category and service cannot be empty".to_string(),
+                ));
+            }
+            let mut conditions = Vec::with_capacity(def.conditions.len());
+            for (field, values) in def.conditions {
+                let values = values.into_vec();
+                if field.trim().is_empty() {
+                    return Err(invalid("a match field name cannot be empty".to_string()));
+                }
+                if values.is_empty() || values.iter().any(|value| value.is_empty()) {
+                    return Err(invalid(format!(
+                        "match.{field}: give one or more non-empty values"
+                    )));
+                }
+                conditions.push((field, values));
+            }
+            options
+                .logsource_mapping
+                .set(cairn_correlate::LogsourceEntry {
+                    category: def.category,
+                    product: def.product,
+                    service: def.service,
+                    conditions,
+                });
+        }
+        Ok(options)
     }
 }
 
@@ -514,6 +628,7 @@ impl ConfigFile {
             rules: crate::signatures::RuleSources {
                 builtin: self.rules.builtin,
                 paths: self.rules.paths,
+                options: RulesSection::compile_options(self.rules.fields, self.rules.logsource)?,
             },
             normaliser,
             incidents,
@@ -672,6 +787,81 @@ mod tests {
             assert!(error.to_string().contains(key), "{text}: {error}");
         }
         let error = ConfigFile::from_toml("[incidents]\nquiet = 1\n").expect_err("unknown key");
+        assert!(error.contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn rule_mappings_are_validated_and_applied() {
+        let good = r#"
+[rules.fields]
+CommandLine = "cmdline"
+[[rules.logsource]]
+service = "nginx"
+match = { app = ["nginx", "nginx-proxy"], facility = "daemon" }
+[[rules.logsource]]
+service = "SSHD"
+"#;
+        let config = ConfigFile::from_toml(good)
+            .expect("toml")
+            .validate()
+            .expect("valid mappings");
+        let entries = &config.rules.options.logsource_mapping.entries;
+        let nginx = entries
+            .iter()
+            .find(|entry| entry.service.as_deref() == Some("nginx"))
+            .expect("nginx entry added");
+        assert_eq!(nginx.conditions.len(), 2);
+        let sshd: Vec<_> = entries
+            .iter()
+            .filter(|entry| {
+                entry
+                    .service
+                    .as_deref()
+                    .is_some_and(|service| service.eq_ignore_ascii_case("sshd"))
+            })
+            .collect();
+        assert_eq!(sshd.len(), 1, "the built-in sshd entry is replaced");
+        assert!(sshd[0].conditions.is_empty());
+
+        for (bad, wanted) in [
+            (
+                "[[rules.logsource]]
+match = { app = \"x\" }
+",
+                "entry 1: set at least one",
+            ),
+            (
+                "[[rules.logsource]]
+service = \"x\"
+match = { app = [] }
+",
+                "match.app: give one or more non-empty values",
+            ),
+            (
+                "[rules.fields]
+CommandLine = \"\"
+",
+                "rules.fields",
+            ),
+            (
+                "[[rules.logsource]]
+service = \"\"
+",
+                "cannot be empty",
+            ),
+        ] {
+            let error = ConfigFile::from_toml(bad)
+                .expect("toml")
+                .validate()
+                .expect_err(bad);
+            assert!(error.to_string().contains(wanted), "{bad}: {error}");
+        }
+        let error = ConfigFile::from_toml(
+            "[[rules.logsource]]
+servce = \"x\"
+",
+        )
+        .expect_err("unknown key");
         assert!(error.contains("unknown field"), "{error}");
     }
 

@@ -24,6 +24,9 @@ pub struct RuleSources {
     pub builtin: bool,
     /// Operator rule files and folders (`.yml`/`.yaml`, searched recursively).
     pub paths: Vec<PathBuf>,
+    /// Field and logsource mappings (built-in defaults plus `[rules]` config entries), used on
+    /// start and on every reload.
+    pub options: CompileOptions,
 }
 
 /// A rule that could not be used, as reported by `cairn rules check` and the API.
@@ -40,6 +43,8 @@ pub struct RuleSet {
     pub matcher: Matcher,
     /// The label indexed in `signature` for each rule: its id, or its title when it has none.
     labels: Vec<Arc<str>>,
+    /// Each rule's title, indexed word by word in `rule`.
+    titles: Vec<Arc<str>>,
     matches: Vec<AtomicU64>,
     /// Correlation documents loaded beside the detection rules (not run yet).
     pub correlations: usize,
@@ -69,11 +74,15 @@ impl RuleSet {
             report.extend(cairn_correlate::load_rules(&sources.paths));
         }
         let mut problems: Vec<RuleProblem> = report.rejected.iter().map(problem).collect();
-        let (matcher, rejected) = Matcher::compile(&report.loaded, &CompileOptions::default());
+        let (matcher, rejected) = Matcher::compile(&report.loaded, &sources.options);
         problems.extend(rejected.iter().map(problem));
         let labels = matcher
             .rules()
             .map(|info| Arc::from(info.id.clone().unwrap_or_else(|| info.title.clone())))
+            .collect();
+        let titles = matcher
+            .rules()
+            .map(|info| Arc::from(info.title.as_str()))
             .collect();
         let matches = (0..matcher.len()).map(|_| AtomicU64::new(0)).collect();
         let correlations = report
@@ -84,6 +93,7 @@ impl RuleSet {
         let set = RuleSet {
             matcher,
             labels,
+            titles,
             matches,
             correlations,
         };
@@ -266,8 +276,11 @@ impl SignatureWorker {
                 .match_event(event, &mut self.scratch, &mut self.matched);
             for rule in &self.matched {
                 let position = rule.0 as usize;
-                if let Some(label) = self.set.labels.get(position) {
+                if let (Some(label), Some(title)) =
+                    (self.set.labels.get(position), self.set.titles.get(position))
+                {
                     event.signatures.push(Arc::clone(label));
+                    event.signature_titles.push(Arc::clone(title));
                 }
                 if let Some(count) = self.local_counts.get_mut(position) {
                     *count += 1;

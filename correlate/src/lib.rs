@@ -36,10 +36,16 @@
 //!   `msgid`, `severity`, `facility`), then `sd.<id>.<param>`, else the event field of that name
 //!   (falling back to a structured-data parameter of that name).
 //! - Logsources restrict matching only where [`LogsourceMapping`] maps them; see there.
+//! - `A|fieldref: B` compares the text of field `A` with the text of field `B` of the same
+//!   event (both resolved as above): equal, or with `contains`/`startswith`/`endswith` the
+//!   position of `B` in `A`; ASCII case-insensitive unless `|cased`. Either field absent → no
+//!   match, also under `|neq` (a reference to an absent field is unknown, as in SQL). A list
+//!   of names is OR-ed (`|all`: AND-ed). Such tests have no literal, so a rule made only of
+//!   them is evaluated for every event.
 //!
 //! # Not supported (rejected with [`Error::Unsupported`])
 //!
-//! `expand` (placeholders), `fieldref`, time-part modifiers (`minute`, `hour`…), `utf16*`
+//! `expand` (placeholders), time-part modifiers (`minute`, `hour`…), `utf16*`
 //! without a following `base64`/`base64offset`, Sigma 1.0 aggregations (`| count()`,
 //! `timeframe`), rule collections (`action: global`), `N of` other than `1`/`any`/`all`, Sigma
 //! filter documents.
@@ -69,4 +75,5 @@ pub use rule::{
     Detection, FieldTest, Level, LoadReport, LogSource, Modifier, Rule, RuleKind, Search, Value,
     load_rules, parse_rules_str,
 };
+pub use scan::LiteralEngine;
 pub use yaml::{MAX_RULE_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES};

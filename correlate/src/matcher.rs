@@ -124,7 +124,7 @@ impl Matcher {
             // A build failure (short-needle automaton too large) leaves its needles
             // unscannable: their rules are then evaluated for every event and their tests run
             // on the text.
-            if let Ok(scanner) = LiteralScanner::new(&patterns, !key.1) {
+            if let Ok(scanner) = LiteralScanner::new(&patterns, !key.1, options.literal_engine) {
                 for needle in &needles {
                     scannable[*needle as usize] = true;
                 }

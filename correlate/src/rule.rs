@@ -162,6 +162,8 @@ pub enum Modifier {
     Utf16Be,
     Utf16,
     Windash,
+    /// The values name other fields of the same event to compare with.
+    FieldRef,
 }
 
 impl Modifier {
@@ -191,7 +193,7 @@ impl Modifier {
             "utf16" => Modifier::Utf16,
             "windash" => Modifier::Windash,
             "expand" => return Err(Some("placeholders need a processing pipeline")),
-            "fieldref" => return Err(Some("comparing two fields of an event")),
+            "fieldref" => Modifier::FieldRef,
             "minute" | "hour" | "day" | "week" | "month" | "year" => {
                 return Err(Some("time part modifiers"));
             }
@@ -223,6 +225,7 @@ impl Modifier {
             Modifier::Utf16Be => "utf16be",
             Modifier::Utf16 => "utf16",
             Modifier::Windash => "windash",
+            Modifier::FieldRef => "fieldref",
         }
     }
 
@@ -829,7 +832,12 @@ fn validate_modifiers(test: &FieldTest) -> Result<(), Error> {
         .modifiers
         .iter()
         .copied()
-        .filter(|m| matches!(m, Modifier::Re | Modifier::Cidr | Modifier::Exists) || m.is_numeric())
+        .filter(|m| {
+            matches!(
+                m,
+                Modifier::Re | Modifier::Cidr | Modifier::Exists | Modifier::FieldRef
+            ) || m.is_numeric()
+        })
         .collect();
     if typed.len() > 1 {
         return Err(invalid(format!(
@@ -839,8 +847,13 @@ fn validate_modifiers(test: &FieldTest) -> Result<(), Error> {
         )));
     }
     if let Some(kind) = typed.first() {
+        // `fieldref` compares with another field's text: position and case apply, encodings
+        // (which transform a literal) do not.
+        let text_kind = matches!(kind, Modifier::Re | Modifier::FieldRef);
         let conflicting = test.modifiers.iter().find(|m| {
-            m.is_position() || m.is_encoding() || (**m == Modifier::Cased && *kind != Modifier::Re)
+            m.is_encoding()
+                || (m.is_position() && *kind != Modifier::FieldRef)
+                || (**m == Modifier::Cased && !text_kind)
         });
         if let Some(conflicting) = conflicting {
             return Err(invalid(format!(
@@ -870,6 +883,20 @@ fn validate_modifiers(test: &FieldTest) -> Result<(), Error> {
             )));
         }
         return Ok(());
+    }
+    if has(Modifier::FieldRef) {
+        if test.field.is_none() {
+            return Err(invalid(format!("{path}: 'fieldref' needs a field")));
+        }
+        if let Some(value) = test
+            .values
+            .iter()
+            .find(|value| !matches!(value, Value::String(name) if !name.is_empty()))
+        {
+            return Err(invalid(format!(
+                "{path}: 'fieldref' needs field names, not {value}"
+            )));
+        }
     }
     if has(Modifier::Neq) && has(Modifier::All) {
         return Err(invalid(format!(

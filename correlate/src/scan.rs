@@ -9,9 +9,22 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::compile::{NeedleId, hit};
+
+/// How a scanner finds needles of 4 bytes or more (needles of 1–3 bytes always go to a small
+/// aho-corasick automaton). Both report every occurrence, so matching results are identical;
+/// only the speed differs (figures in `matcher.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LiteralEngine {
+    /// A 4-byte-prefix filter and table (the default).
+    #[default]
+    AnchorTable,
+    /// One aho-corasick DFA (overlapping, `MatchKind::Standard`) over all needles of the
+    /// scanner.
+    AhoCorasickDfa,
+}
 
 const ANCHOR: usize = 4;
 
@@ -40,7 +53,22 @@ impl LiteralScanner {
     pub(crate) fn new(
         needles: &[(NeedleId, &str)],
         case_insensitive: bool,
+        engine: LiteralEngine,
     ) -> Result<LiteralScanner, aho_corasick::BuildError> {
+        if engine == LiteralEngine::AhoCorasickDfa {
+            let patterns: Vec<&str> = needles.iter().map(|(_, text)| *text).collect();
+            let automaton = AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::DFA))
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(case_insensitive)
+                .build(&patterns)?;
+            return Ok(LiteralScanner {
+                case_insensitive,
+                short: Some((automaton, needles.iter().map(|(id, _)| *id).collect())),
+                filter: Vec::new(),
+                table: AnchorTable::new(),
+            });
+        }
         let mut filter = vec![0u64; FILTER_BITS / 64];
         let mut table = AnchorTable::new();
         let mut short_ids = Vec::new();
@@ -151,8 +179,18 @@ mod tests {
 
     #[test]
     fn finds_every_occurrence_with_position_flags() {
-        let scanner =
-            LiteralScanner::new(&[(0, "ab"), (1, "abcd"), (2, "bcdx"), (3, "aaaa")], true).unwrap();
+        for engine in [LiteralEngine::AnchorTable, LiteralEngine::AhoCorasickDfa] {
+            finds_every_occurrence_with(engine);
+        }
+    }
+
+    fn finds_every_occurrence_with(engine: LiteralEngine) {
+        let scanner = LiteralScanner::new(
+            &[(0, "ab"), (1, "abcd"), (2, "bcdx"), (3, "aaaa")],
+            true,
+            engine,
+        )
+        .unwrap();
         assert_eq!(
             hits(&scanner, "ABCDx"),
             vec![
@@ -171,8 +209,10 @@ mod tests {
 
     #[test]
     fn case_sensitive_scanner_does_not_fold() {
-        let scanner = LiteralScanner::new(&[(0, "Wget"), (1, "X")], false).unwrap();
-        assert_eq!(hits(&scanner, "wget x"), vec![]);
-        assert_eq!(hits(&scanner, "a Wget X").len(), 2);
+        for engine in [LiteralEngine::AnchorTable, LiteralEngine::AhoCorasickDfa] {
+            let scanner = LiteralScanner::new(&[(0, "Wget"), (1, "X")], false, engine).unwrap();
+            assert_eq!(hits(&scanner, "wget x"), vec![]);
+            assert_eq!(hits(&scanner, "a Wget X").len(), 2);
+        }
     }
 }

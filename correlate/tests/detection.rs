@@ -844,6 +844,123 @@ fn field_resolution_and_aliases() {
 }
 
 #[test]
+fn fieldref_compares_two_fields_of_the_event() {
+    let pair = |user: &str, target: &str| event("x").text("User", user).text("TargetUser", target);
+    let exact = "  sel:\n    User|fieldref: TargetUser\n  condition: sel\n";
+    run(vec![
+        case("equal", exact, pair("root", "root"), true),
+        case("ASCII case folded", exact, pair("Root", "rOOT"), true),
+        case("different", exact, pair("root", "admin"), false),
+        case("prefix is not equal", exact, pair("root", "roo"), false),
+        case(
+            "referenced field absent",
+            exact,
+            event("x").text("User", "root"),
+            false,
+        ),
+        case(
+            "own field absent",
+            exact,
+            event("x").text("TargetUser", "root"),
+            false,
+        ),
+        case("both empty are equal", exact, pair("", ""), true),
+        case(
+            "cased",
+            "  sel:\n    User|fieldref|cased: TargetUser\n  condition: sel\n",
+            pair("Root", "root"),
+            false,
+        ),
+        case(
+            "cased equal",
+            "  sel:\n    User|fieldref|cased: TargetUser\n  condition: sel\n",
+            pair("Root", "Root"),
+            true,
+        ),
+        case(
+            "contains",
+            "  sel:\n    User|fieldref|contains: TargetUser\n  condition: sel\n",
+            pair("xxROOTyy", "root"),
+            true,
+        ),
+        case(
+            "startswith",
+            "  sel:\n    User|fieldref|startswith: TargetUser\n  condition: sel\n",
+            pair("root-backup", "root"),
+            true,
+        ),
+        case(
+            "startswith is not endswith",
+            "  sel:\n    User|fieldref|startswith: TargetUser\n  condition: sel\n",
+            pair("backup-root", "root"),
+            false,
+        ),
+        case(
+            "endswith",
+            "  sel:\n    User|fieldref|endswith: TargetUser\n  condition: sel\n",
+            pair("backup-root", "root"),
+            true,
+        ),
+        case(
+            "neq differs",
+            "  sel:\n    User|fieldref|neq: TargetUser\n  condition: sel\n",
+            pair("root", "admin"),
+            true,
+        ),
+        case(
+            "neq equal",
+            "  sel:\n    User|fieldref|neq: TargetUser\n  condition: sel\n",
+            pair("root", "ROOT"),
+            false,
+        ),
+        case(
+            "neq with the referenced field absent is unknown",
+            "  sel:\n    User|fieldref|neq: TargetUser\n  condition: sel\n",
+            event("x").text("User", "root"),
+            false,
+        ),
+        case(
+            "list: any field",
+            "  sel:\n    User|fieldref: [TargetUser, Owner]\n  condition: sel\n",
+            pair("root", "admin").text("Owner", "root"),
+            true,
+        ),
+        case(
+            "list with all: every field",
+            "  sel:\n    User|fieldref|all: [TargetUser, Owner]\n  condition: sel\n",
+            pair("root", "admin").text("Owner", "root"),
+            false,
+        ),
+        case(
+            "against a header alias",
+            "  sel:\n    User|fieldref: host\n  condition: sel\n",
+            event("x").host("web1").text("User", "WEB1"),
+            true,
+        ),
+        case(
+            "numbers compare as their text",
+            "  sel:\n    port|fieldref: expected\n  condition: sel\n",
+            event("x")
+                .value("port", FieldValue::I64(22))
+                .text("expected", "22"),
+            true,
+        ),
+        case(
+            "combined with a literal test",
+            "  sel:\n    User|fieldref: TargetUser\n    app: sudo\n  condition: sel\n",
+            pair("root", "root").app("sudo"),
+            true,
+        ),
+        case(
+            "under not",
+            "  sel:\n    User|fieldref: TargetUser\n  condition: not sel\n",
+            pair("root", "admin"),
+            true,
+        ),
+    ]);
+}
+
+#[test]
 fn field_mapping_is_applied() {
     let rules = load_one("  sel:\n    CommandLine|contains: 'nc -e'\n  condition: sel\n");
     let options = CompileOptions {
@@ -936,6 +1053,37 @@ fn logsource_mapping_restricts_only_mapped_sources() {
         &event("nc -e x").host("LINUX-BOX")
     ));
     assert!(!matches(&process, &custom, &event("nc -e x").host("win")));
+}
+
+#[test]
+fn logsource_mapping_set_replaces_the_entry_of_the_same_logsource() {
+    let sshd = parse_rules_str(
+        "title: t\nlogsource:\n  service: sshd\ndetection:\n  k:\n    - 'Failed password'\n  condition: k\n",
+        "sshd.yml",
+    )
+    .loaded;
+    let mut mapping = LogsourceMapping::default();
+    mapping.set(LogsourceEntry {
+        service: Some("SSHD".into()),
+        conditions: vec![("app".into(), vec!["dropbear".into()])],
+        ..LogsourceEntry::default()
+    });
+    let replaced = CompileOptions {
+        logsource_mapping: mapping.clone(),
+        ..CompileOptions::default()
+    };
+    let line = || event("Failed password for root");
+    assert!(matches(&sshd, &replaced, &line().app("dropbear")));
+    assert!(!matches(&sshd, &replaced, &line().app("sshd")));
+    mapping.set(LogsourceEntry {
+        service: Some("sshd".into()),
+        ..LogsourceEntry::default()
+    });
+    let lifted = CompileOptions {
+        logsource_mapping: mapping,
+        ..CompileOptions::default()
+    };
+    assert!(matches(&sshd, &lifted, &line()));
 }
 
 #[test]

@@ -7,7 +7,9 @@ mod common;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use cairn_correlate::{CompileOptions, Matcher, NaiveMatcher, Rule, load_rules, parse_rules_str};
+use cairn_correlate::{
+    CompileOptions, LiteralEngine, Matcher, NaiveMatcher, Rule, load_rules, parse_rules_str,
+};
 use cairn_ingest::{Event, FieldValue, Severity};
 use common::{EventExt, event};
 use proptest::prelude::*;
@@ -128,6 +130,21 @@ detection:
   sel2:
     ip|endswith: '.1'
   condition: sel and sel2
+---
+title: fieldref
+logsource: {product: linux}
+detection:
+  same:
+    User|fieldref: comm
+  prefix:
+    CommandLine|fieldref|startswith: Image
+  inside:
+    CommandLine|fieldref|contains|cased: a0
+  differ:
+    User|fieldref|neq: a0
+  lit:
+    CommandLine|contains: 'sudo'
+  condition: same or prefix or (inside and lit) or differ
 "#;
 
 const WORDS: &[&str] = &[
@@ -265,8 +282,11 @@ fn sigmahq_rules() -> Vec<Rule> {
 
 type Pair = (Matcher, NaiveMatcher);
 
-fn compile_pair(rules: &[Rule]) -> Pair {
-    let options = CompileOptions::default();
+fn compile_pair(rules: &[Rule], literal_engine: LiteralEngine) -> Pair {
+    let options = CompileOptions {
+        literal_engine,
+        ..CompileOptions::default()
+    };
     let (matcher, rejected) = Matcher::compile(rules, &options);
     assert!(rejected.is_empty(), "{}", rejected[0]);
     let (naive, _) = NaiveMatcher::compile(rules, &options);
@@ -275,12 +295,22 @@ fn compile_pair(rules: &[Rule]) -> Pair {
 
 fn fixed_pair() -> &'static Pair {
     static PAIR: OnceLock<Pair> = OnceLock::new();
-    PAIR.get_or_init(|| compile_pair(&fixed_rules()))
+    PAIR.get_or_init(|| compile_pair(&fixed_rules(), LiteralEngine::AnchorTable))
+}
+
+fn fixed_pair_dfa() -> &'static Pair {
+    static PAIR: OnceLock<Pair> = OnceLock::new();
+    PAIR.get_or_init(|| compile_pair(&fixed_rules(), LiteralEngine::AhoCorasickDfa))
+}
+
+fn sigmahq_pair_dfa() -> &'static Pair {
+    static PAIR: OnceLock<Pair> = OnceLock::new();
+    PAIR.get_or_init(|| compile_pair(&sigmahq_rules(), LiteralEngine::AhoCorasickDfa))
 }
 
 fn sigmahq_pair() -> &'static Pair {
     static PAIR: OnceLock<Pair> = OnceLock::new();
-    PAIR.get_or_init(|| compile_pair(&sigmahq_rules()))
+    PAIR.get_or_init(|| compile_pair(&sigmahq_rules(), LiteralEngine::AnchorTable))
 }
 
 fn check_agreement((matcher, naive): &Pair, events: &[Event]) -> Result<(), TestCaseError> {
@@ -301,6 +331,11 @@ proptest! {
     fn matcher_agrees_with_naive_on_fixed_rules(events in prop::collection::vec(event_strategy(), 1..8)) {
         check_agreement(fixed_pair(), &events)?;
     }
+
+    #[test]
+    fn matcher_with_aho_corasick_dfa_agrees_with_naive_on_fixed_rules(events in prop::collection::vec(event_strategy(), 1..8)) {
+        check_agreement(fixed_pair_dfa(), &events)?;
+    }
 }
 
 proptest! {
@@ -309,6 +344,11 @@ proptest! {
     #[test]
     fn matcher_agrees_with_naive_on_sigmahq_rules(events in prop::collection::vec(event_strategy(), 1..8)) {
         check_agreement(sigmahq_pair(), &events)?;
+    }
+
+    #[test]
+    fn matcher_with_aho_corasick_dfa_agrees_with_naive_on_sigmahq_rules(events in prop::collection::vec(event_strategy(), 1..8)) {
+        check_agreement(sigmahq_pair_dfa(), &events)?;
     }
 }
 

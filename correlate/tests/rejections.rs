@@ -38,9 +38,24 @@ fn reasons_name_the_place_and_the_problem() {
             "invalid",
         ),
         (
-            "  sel:\n    a|fieldref: b\n  condition: sel\n",
-            "detection.sel.a|fieldref: modifier 'fieldref'",
-            "unsupported",
+            "  sel:\n    a|fieldref: 3\n  condition: sel\n",
+            "detection.sel.a|fieldref: 'fieldref' needs field names, not 3",
+            "invalid",
+        ),
+        (
+            "  sel:\n    a|fieldref|base64: b\n  condition: sel\n",
+            "detection.sel.a|fieldref|base64: modifier 'base64' cannot be combined with 'fieldref'",
+            "invalid",
+        ),
+        (
+            "  sel:\n    a|fieldref|re: b\n  condition: sel\n",
+            "modifiers 'fieldref' and 're' cannot be combined",
+            "invalid",
+        ),
+        (
+            "  sel:\n    '|fieldref': b\n  condition: sel\n",
+            "'fieldref' needs a field",
+            "invalid",
         ),
         (
             "  sel:\n    a|expand: '%servers%'\n  condition: sel\n",

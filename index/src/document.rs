@@ -188,6 +188,7 @@ pub(crate) enum Slot {
     Source,
     Flags,
     Signatures,
+    Rules,
     Message,
     Fields,
     Peer,
@@ -212,7 +213,8 @@ impl Slot {
             Slot::Format => Slot::Source,
             Slot::Source => Slot::Flags,
             Slot::Flags => Slot::Signatures,
-            Slot::Signatures => Slot::Message,
+            Slot::Signatures => Slot::Rules,
+            Slot::Rules => Slot::Message,
             Slot::Message => Slot::Fields,
             Slot::Fields => Slot::Peer,
             Slot::Peer => Slot::PeerPort,
@@ -276,6 +278,11 @@ impl<'a> EventFieldsIter<'a> {
                 self.item += 1;
                 leaf(fields.signature, ReferenceValueLeaf::Str(name))
             }
+            Slot::Rules => {
+                let title = event.signature_titles.get(self.item)?;
+                self.item += 1;
+                leaf(fields.rule, ReferenceValueLeaf::Str(title))
+            }
             Slot::Message => leaf(
                 fields.message,
                 ReferenceValueLeaf::Str(event.message.resolve(self.raw)),
@@ -312,7 +319,7 @@ impl<'a> Iterator for EventFieldsIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.slot != Slot::Done {
-            let multi_valued = matches!(self.slot, Slot::Flags | Slot::Signatures);
+            let multi_valued = matches!(self.slot, Slot::Flags | Slot::Signatures | Slot::Rules);
             let value = self.value_of_slot();
             if value.is_none() || !multi_valued {
                 self.slot = self.slot.next();

@@ -31,14 +31,15 @@
 //! | `severity_code` | u64 | term | yes | no | `severity_code:[0 TO 3]` (err and worse) |
 //! | `format`, `source` | keyword | name (`rfc5424`, `syslog_udp`) | no | yes | find input by path |
 //! | `flags` | keyword, multi | `parse_error`, `truncated`… | no | yes | find problem input |
-//! | `signature` | keyword, multi | rule names | yes | yes | filled by the signature matcher |
+//! | `signature` | keyword, multi | rule ids (exact) | yes | yes | filled by the signature matcher: `signature:<id>` |
+//! | `rule` | text, multi | words of the matched rules' titles, lowercased, positions | no | yes | `rule:ssh`, `rule:"brute force"` |
 //! | `message` | text | words, lowercased, positions | no | yes | full text and phrase queries |
 //! | `fields` | JSON | exact (raw) string terms, numbers as numbers | no | yes | `fields.user:root`; structured data as `fields.sd.<SD-ID>.<PARAM>` |
 //! | `peer` | IP (v4 mapped to v6) | term | yes | yes | `peer:10.0.0.1`, `peer:[10.0.0.0 TO 10.0.0.255]` |
 //! | `peer_port` | u64 | no | no | yes | shown only |
 //! | `raw` | text | no | no | yes | shown in results |
 //!
-//! What is tokenised and why: only `message` is split into words (tantivy's simple tokenizer:
+//! What is tokenised and why: only `message` and `rule` (rule titles) are split into words (tantivy's simple tokenizer:
 //! split on non-alphanumerics, lowercase; tokens up to 255 bytes so hashes survive). An IP or path
 //! inside a message is several tokens with positions, so `message:10.0.0.1` or
 //! `"/var/log/auth.log"` match as phrases. Everything with a structure of its own (numbers, IPs,
@@ -49,7 +50,8 @@
 //! # Query language
 //! tantivy's query parser over `message` by default, conjunction by default (`a b` = `a AND b`),
 //! with `AND`/`OR`/`NOT`/`-`, phrases, `field:value`, ranges `[a TO b}`; invalid queries are
-//! [`IndexError::BadQuery`].
+//! [`IndexError::BadQuery`]. Signatures: `signature:<rule id>` is exact (one term per id);
+//! `rule:brute` or `rule:"ssh brute force"` finds events by words of a matched rule's title.
 //!
 //! # Indexing cost
 //! Events are handed to tantivy through a [`tantivy::Document`] implementation over the event

@@ -35,6 +35,7 @@ pub(crate) const FORMAT: &str = "format";
 pub(crate) const SOURCE: &str = "source";
 pub(crate) const FLAGS: &str = "flags";
 pub(crate) const SIGNATURE: &str = "signature";
+pub(crate) const RULE: &str = "rule";
 pub(crate) const MESSAGE: &str = "message";
 pub(crate) const FIELDS: &str = "fields";
 pub(crate) const PEER: &str = "peer";
@@ -58,6 +59,7 @@ pub(crate) struct EventFields {
     pub source: Field,
     pub flags: Field,
     pub signature: Field,
+    pub rule: Field,
     pub message: Field,
     pub fields: Field,
     pub peer: Field,
@@ -71,6 +73,16 @@ fn keyword(tokenizer: &str) -> TextOptions {
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
             .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    )
+}
+
+/// Options of a text field: words, lowercased, with positions (phrases), no norms.
+fn words() -> TextOptions {
+    TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TEXT_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
             .set_fieldnorms(false),
     )
 }
@@ -113,15 +125,8 @@ pub(crate) fn build_schema() -> (Schema, EventFields) {
         flags: builder.add_text_field(FLAGS, keyword(RAW_TOKENIZER)),
         signature: builder
             .add_text_field(SIGNATURE, keyword(RAW_TOKENIZER).set_fast(RAW_TOKENIZER)),
-        message: builder.add_text_field(
-            MESSAGE,
-            TextOptions::default().set_stored().set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(TEXT_TOKENIZER)
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions)
-                    .set_fieldnorms(false),
-            ),
-        ),
+        rule: builder.add_text_field(RULE, words()),
+        message: builder.add_text_field(MESSAGE, words()),
         fields: builder.add_json_field(
             FIELDS,
             JsonObjectOptions::default()

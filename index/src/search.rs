@@ -63,8 +63,11 @@ pub struct EventHit {
     pub message: String,
     /// Key/value fields; RFC 5424 structured data under `sd.<SD-ID>.<PARAM>`.
     pub fields: serde_json::Map<String, serde_json::Value>,
-    /// Names of the signatures that matched the event.
+    /// Ids of the signatures (rules) that matched the event (`signature:<id>`, exact).
     pub signatures: Vec<String>,
+    /// Titles of those rules, same order (`rule:ssh`, `rule:"brute force"`: words, any case).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// Sender address, `ip:port` (`[v6]:port` for IPv6).
     pub peer: Option<String>,
     /// Quality flags (`parse_error`, `truncated`…).
@@ -309,6 +312,7 @@ pub(crate) fn hit_from_document(document: &TantivyDocument, fields: &EventFields
         message: string_of(document.get_first(fields.message)).unwrap_or_default(),
         fields: fields_object,
         signatures: all_strings(fields.signature),
+        rules: all_strings(fields.rule),
         peer,
         flags: all_strings(fields.flags),
         format: string_of(document.get_first(fields.format)).unwrap_or_default(),

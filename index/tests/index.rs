@@ -90,6 +90,8 @@ fn sample_events() -> Vec<Event> {
         params: vec![(Text::owned("software"), Text::owned("linux"))],
     });
     kernel.flags = EventFlags::TRUNCATED;
+    kernel.signatures = vec!["4f1c-disk".into()];
+    kernel.signature_titles = vec!["Kernel Disk I/O-Error (Brute)".into()];
     vec![ssh_fail, ssh_ok, kernel]
 }
 
@@ -168,6 +170,14 @@ fn queries_on_words_phrases_keywords_fields_and_ips() {
         ("fields.sd.origin.software:linux", &[3]),
         ("signature:ssh_failed_login", &[1]),
         ("signature:fs", &[3]),
+        ("signature:4f1c-disk", &[3]),
+        ("signature:4f1c", &[]),
+        ("rule:disk", &[3]),
+        ("rule:DISK", &[3]),
+        ("rule:\"disk i o error\"", &[3]),
+        ("rule:\"error disk\"", &[]),
+        ("rule:fs", &[]),
+        ("disk", &[]),
         ("seq:2", &[2]),
         ("seq:[2 TO 3]", &[3, 2]),
         ("peer:10.9.8.7", &[3, 2, 1]),
@@ -202,6 +212,7 @@ fn hits_carry_every_field_in_api_shape() {
             "message": "Failed password for root from 203.0.113.5 port 22 ssh2",
             "fields": {"user": "root", "port": 22},
             "signatures": ["ssh_failed_login"],
+            "rules": [],
             "peer": "10.9.8.7:51400",
             "flags": [],
             "format": "rfc3164",
@@ -214,7 +225,8 @@ fn hits_carry_every_field_in_api_shape() {
         serde_json::Value::Object(kernel.fields.clone()),
         serde_json::json!({"sd": {"origin": {"software": "linux"}}})
     );
-    assert_eq!(kernel.signatures, ["disk_error", "fs"]);
+    assert_eq!(kernel.signatures, ["4f1c-disk", "disk_error", "fs"]);
+    assert_eq!(kernel.rules, ["Kernel Disk I/O-Error (Brute)"]);
     assert_eq!(kernel.flags, ["truncated"]);
 }
 

@@ -402,6 +402,8 @@ pub struct Event {
     /// Ids of the signatures (detection rules) this event matched, set by the pipeline's matcher.
     /// Shared strings: tagging an event costs a refcount, not an allocation per match.
     pub signatures: Vec<std::sync::Arc<str>>,
+    /// Titles of those signatures, same order (indexed word by word as `rule`).
+    pub signature_titles: Vec<std::sync::Arc<str>>,
     pub source: Source,
     pub format: Format,
     pub flags: EventFlags,
@@ -430,6 +432,7 @@ impl Event {
             fields: Vec::new(),
             peer: meta.peer,
             signatures: Vec::new(),
+            signature_titles: Vec::new(),
             source: meta.source,
             format: Format::Unparsed,
             flags: meta.flags | utf8_flag | EventFlags::TS_FROM_RECEIVE,
