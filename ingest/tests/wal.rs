@@ -33,7 +33,7 @@ fn batch(index: u64) -> RawBatch {
             },
         })
         .collect::<Vec<_>>();
-    let udp = index % 2 == 0;
+    let udp = index.is_multiple_of(2);
     RawBatch {
         source: if udp {
             Source::SyslogUdp
@@ -55,7 +55,7 @@ fn batch(index: u64) -> RawBatch {
 }
 
 fn format_of(index: u64) -> FrameFormat {
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         FrameFormat::NdjsonLine
     } else {
         FrameFormat::Syslog
