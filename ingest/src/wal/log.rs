@@ -29,8 +29,10 @@ pub enum FsyncPolicy {
     /// A record is durable when [`Wal::wait_durable`] returns: the syncer fsyncs as soon as
     /// anyone waits, and one fsync covers every record written before it started (group commit).
     Always,
-    /// The syncer fsyncs at most once per interval, covering everything written since the last
-    /// one; [`Wal::wait_durable`] waits for that fsync (up to one interval plus the fsync).
+    /// Fsyncs are at least this far apart, each covering everything written since the last
+    /// one: a waiter after a quiet period gets one at once, under load [`Wal::wait_durable`]
+    /// waits up to one interval plus the fsync. Records nobody waits for (TCP) are still
+    /// fsynced within an interval. Bounds the fsync rate on slow or wear-sensitive disks.
     Interval(Duration),
     /// Never fsync for appenders: [`Wal::wait_durable`] returns at once and the OS writes the
     /// pages back when it likes. A power loss (not a process crash) loses the unsynced tail,
@@ -364,9 +366,9 @@ impl Wal {
     }
 
     /// Waits until every record ending at or before `position` is durable under the policy:
-    /// fsynced under `always` (an fsync is started at once and shared with every other waiter)
-    /// and `interval` (the next periodic fsync), at once under `never`. A position past the end
-    /// is treated as the end.
+    /// fsynced under `always` (an fsync starts as soon as the previous one is done, shared by
+    /// every waiter) and `interval` (likewise, but fsyncs are at least one interval apart); at
+    /// once under `never`. A position past the end is treated as the end.
     ///
     /// # Errors
     /// [`WalError::Failed`] when an fsync failed (the records may not be on disk; do not
@@ -376,9 +378,7 @@ impl Wal {
             return Ok(());
         };
         let mut receiver = self.shared.durable_signal.subscribe();
-        if self.shared.options.fsync == FsyncPolicy::Always {
-            self.shared.request_sync(target);
-        }
+        self.shared.request_sync(target);
         let signal = match receiver
             .wait_for(|signal| signal.failed || signal.position >= target)
             .await
@@ -400,12 +400,11 @@ impl Wal {
         let Some(target) = self.shared.durability_target(position)? else {
             return Ok(());
         };
-        self.shared
-            .wait_synced(target, self.shared.options.fsync == FsyncPolicy::Always)
+        self.shared.wait_synced(target, true)
     }
 
-    /// Fsyncs everything written so far, whatever the policy, and returns the durable end.
-    /// Blocking. For the indexer before it commits a WAL position, and for shutdown.
+    /// Fsyncs everything written so far, whatever the policy (under `interval` in the next
+    /// allowed slot), and returns the durable end. Blocking. For the indexer before it commits a WAL position, and for shutdown.
     ///
     /// # Errors
     /// [`WalError::Failed`], [`WalError::Closed`].
@@ -833,16 +832,21 @@ fn run_syncer(shared: &Shared) {
                     last_round = true;
                     break;
                 }
-                if pending && state.requested > state.durable {
+                let since = last_sync.elapsed();
+                // Under `interval`, fsyncs are at least one interval apart; under the other
+                // policies one may start as soon as the previous one is done.
+                let due = interval.is_none_or(|every| since >= every);
+                let waited_for = state.requested > state.durable;
+                if pending && due && (waited_for || interval.is_some()) {
                     break;
                 }
                 match interval {
                     Some(every) => {
-                        let since = last_sync.elapsed();
-                        if pending && since >= every {
-                            break;
-                        }
-                        let timeout = if pending { every - since } else { every };
+                        let timeout = if pending {
+                            every.saturating_sub(since)
+                        } else {
+                            every
+                        };
                         state = shared
                             .wake_syncer
                             .wait_timeout(state, timeout)
@@ -858,8 +862,10 @@ fn run_syncer(shared: &Shared) {
                 }
             }
         }
-        shared.sync_active();
+        // Measured from the start of an fsync: under `interval` they start one interval apart
+        // (or back to back when an fsync takes longer than the interval).
         last_sync = Instant::now();
+        shared.sync_active();
         if last_round {
             return;
         }

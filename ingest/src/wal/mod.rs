@@ -36,7 +36,9 @@
 //!   0  len       u32 LE   payload length (20 ..= 1 GiB; the configured max_record_bytes applies
 //!                         to appends only, so lowering it never makes old records unreadable)
 //!   4  crc       u32 LE   crc32c (Castagnoli), not masked, over the 8 seq bytes then the payload
-//!   8  seq       u64 LE   the batch's first event sequence number (frame i has seq + i)
+//!   8  seq       u64 LE   the batch's first event sequence number (frame i has seq + i); not
+//!                         ordered across records (sequence numbers are allocated before the
+//!                         append, so two appenders may write in the other order)
 //!  16  payload   len bytes
 //! ```
 //!

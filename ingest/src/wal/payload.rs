@@ -351,6 +351,63 @@ mod tests {
         assert_eq!(decoded.peers[1].ip().to_string(), "fe80::1");
     }
 
+    fn arbitrary_addr() -> impl proptest::strategy::Strategy<Value = SocketAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::from((Ipv4Addr::from(ip), port))),
+            (any::<[u8; 16]>(), any::<u16>(), any::<u32>(), any::<u32>()).prop_map(
+                |(ip, port, flowinfo, scope_id)| SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    port,
+                    flowinfo,
+                    scope_id
+                ))
+            ),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_batch_round_trips(
+            ndjson in proptest::bool::ANY,
+            source in 0u8..4,
+            peer in proptest::option::of(arbitrary_addr()),
+            peers in proptest::collection::vec(arbitrary_addr(), 0..4),
+            received_at in proptest::num::i64::ANY,
+            seq in proptest::num::u64::ANY,
+            frames in proptest::collection::vec(
+                (proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0u8..32),
+                0..8
+            ),
+        ) {
+            let batch = RawBatch {
+                source: source_from_code(source).unwrap_or(Source::File),
+                peer,
+                peers,
+                received_at: Timestamp(received_at),
+                first_seq: Seq(seq),
+                frames: frames
+                    .into_iter()
+                    .map(|(bytes, bits)| RawFrame {
+                        bytes: Bytes::from(bytes),
+                        flags: flags_from_bits(bits).unwrap_or_default(),
+                    })
+                    .collect(),
+            };
+            let format = if ndjson { FrameFormat::NdjsonLine } else { FrameFormat::Syslog };
+            let mut encoded = Vec::new();
+            encode_payload(format, &batch, &mut encoded);
+            proptest::prop_assert!(encoded.len() <= encoded_len(&batch));
+            let decoded = decode_payload(seq, &Bytes::from(encoded));
+            proptest::prop_assert!(decoded.is_ok());
+            if let Ok((decoded_format, decoded_batch)) = decoded {
+                proptest::prop_assert_eq!(decoded_format, format);
+                assert_same(&batch, &decoded_batch);
+            }
+        }
+    }
+
     #[test]
     fn every_strict_prefix_is_rejected() {
         let mut encoded = Vec::new();
