@@ -684,6 +684,7 @@ fn failed_fsync_stops_the_wal_until_restart() {
         wal.append(FrameFormat::Syslog, &batch(2)),
         Err(WalError::Failed(_))
     ));
+    assert!(wal.is_failed());
     assert!(wal.close().is_err());
     let wal = Wal::open(dir.path(), options(FsyncPolicy::Always)).expect("restart");
     let records = read_all(&wal, Position(0));

@@ -17,7 +17,7 @@ use super::format::{
     decode_segment_header, encode_segment_header, parse_segment_file_name, record_crc, seal_record,
     segment_path,
 };
-use super::payload::{FrameFormat, MIN_PAYLOAD_LEN, encode_payload, encoded_len};
+use super::payload::{FrameFormat, MIN_PAYLOAD_LEN, encode_payload, payload_len_bound};
 use super::reader::{SegmentSpan, WalReader};
 use super::stats::{WalStats, WalStatsSnapshot};
 use super::{Appended, Position};
@@ -321,7 +321,7 @@ impl Wal {
     ///   space returns);
     /// - [`WalError::Failed`] after a failed fsync, [`WalError::Closed`] after close.
     pub fn append(&self, format: FrameFormat, batch: &RawBatch) -> Result<Appended, WalError> {
-        let mut record = Vec::with_capacity(RECORD_HEADER_LEN + encoded_len(batch));
+        let mut record = Vec::with_capacity(RECORD_HEADER_LEN + payload_len_bound(batch));
         record.resize(RECORD_HEADER_LEN, 0);
         encode_payload(format, batch, &mut record);
         let payload_len = record.len() - RECORD_HEADER_LEN;
@@ -552,6 +552,12 @@ impl Wal {
         self.shared
             .advance_durable(position.0, active.records, None);
         Ok(true)
+    }
+
+    /// True once an fsync failed: the WAL takes no more writes until restart (`/readyz` should
+    /// say so).
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
     }
 
     /// The counters.

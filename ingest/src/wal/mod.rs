@@ -135,7 +135,7 @@ use std::fmt;
 pub use error::WalError;
 pub use faults::{DiskBudget, FaultInjection};
 pub use log::{FsyncPolicy, Recovery, Truncated, Wal, WalOptions};
-pub use payload::{FrameFormat, PayloadError, decode_payload};
+pub use payload::{FrameFormat, PayloadError, decode_payload, payload_len_bound};
 pub use reader::{WalReader, WalRecord};
 pub use sequencer::Sequencer;
 pub use stats::{WalStats, WalStatsSnapshot};

@@ -144,8 +144,9 @@ fn count_u32(count: usize) -> u32 {
     u32::try_from(count).unwrap_or(u32::MAX)
 }
 
-/// An upper bound of the encoded payload size, computed without encoding.
-pub(crate) fn encoded_len(batch: &RawBatch) -> usize {
+/// An upper bound of the payload size of `batch`, computed without encoding: what a caller
+/// compares with `max_record_bytes` to split a large batch (e.g. a big HTTP body) into records.
+pub fn payload_len_bound(batch: &RawBatch) -> usize {
     const ADDR_MAX: usize = 1 + 16 + 2 + 4 + 4;
     MIN_PAYLOAD_LEN
         + ADDR_MAX
@@ -344,7 +345,7 @@ mod tests {
         let batch = sample_batch();
         let mut encoded = Vec::new();
         encode_payload(FrameFormat::NdjsonLine, &batch, &mut encoded);
-        assert!(encoded.len() <= encoded_len(&batch));
+        assert!(encoded.len() <= payload_len_bound(&batch));
         let (format, decoded) = decode_payload(1000, &Bytes::from(encoded)).expect("decodes");
         assert_eq!(format, FrameFormat::NdjsonLine);
         assert_same(&batch, &decoded);
@@ -398,7 +399,7 @@ mod tests {
             let format = if ndjson { FrameFormat::NdjsonLine } else { FrameFormat::Syslog };
             let mut encoded = Vec::new();
             encode_payload(format, &batch, &mut encoded);
-            proptest::prop_assert!(encoded.len() <= encoded_len(&batch));
+            proptest::prop_assert!(encoded.len() <= payload_len_bound(&batch));
             let decoded = decode_payload(seq, &Bytes::from(encoded));
             proptest::prop_assert!(decoded.is_ok());
             if let Ok((decoded_format, decoded_batch)) = decoded {
