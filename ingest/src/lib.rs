@@ -8,6 +8,9 @@
 //!   `parse_error`, whose message is the raw text;
 //! - every frame that is not turned into an event is counted in [`stats::Stats`] with its reason.
 //!
+//! The write-ahead log ([`wal`]) keeps batches on disk before they are acknowledged or processed
+//! and replays them after a restart; its format and invariants are in its module docs.
+//!
 //! This crate does not index, match or correlate; `cairn-index` and `cairn-correlate` build on it.
 
 pub mod batch;
@@ -21,6 +24,7 @@ pub mod normalise;
 pub mod parse;
 pub mod queue;
 pub mod stats;
+pub mod wal;
 
 pub use error::IngestError;
 pub use event::{
