@@ -84,7 +84,9 @@ fn observe_file(pipeline: &Pipeline, text: &str) -> (Vec<ObservationBatch>, usiz
         };
         let mut event = parse_syslog(Bytes::copy_from_slice(line.as_bytes()), &meta, &options);
         pipeline.normaliser.normalise(&mut event);
-        pipeline.matcher.match_event(&event, &mut scratch, &mut matched);
+        pipeline
+            .matcher
+            .match_event(&event, &mut scratch, &mut matched);
         batch.missing_group_field += pipeline.correlations.observe(
             &event,
             &matched,
@@ -92,7 +94,7 @@ fn observe_file(pipeline: &Pipeline, text: &str) -> (Vec<ObservationBatch>, usiz
             &mut batch.alerts,
         );
         batch.saw(event.ts);
-        if lines % BATCH == 0 {
+        if lines.is_multiple_of(BATCH) {
             batches.push(std::mem::take(&mut batch));
         }
     }
@@ -103,7 +105,10 @@ fn observe_file(pipeline: &Pipeline, text: &str) -> (Vec<ObservationBatch>, usiz
 }
 
 fn correlation_alerts(alerts: &[Alert]) -> usize {
-    alerts.iter().filter(|alert| alert.rule.as_ref() == RULE_LABEL).count()
+    alerts
+        .iter()
+        .filter(|alert| alert.rule.as_ref() == RULE_LABEL)
+        .count()
 }
 
 /// `expected_alerts.py`'s `sec_like`: per source IP, a sliding 60 s window over event time;
@@ -113,15 +118,21 @@ fn reference_count(text: &str) -> usize {
         r"^(\w{3})\s+(\d+) (\d\d):(\d\d):(\d\d) \S+ sshd\[\d+\]: Failed password for (?:invalid user )?\S+ from ([0-9A-Fa-f:.]+) port \d+",
     )
     .expect("regex");
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let mut events: Vec<(i64, String)> = Vec::new();
     for line in text.lines() {
         let Some(captures) = line_regex.captures(line) else {
             continue;
         };
         let number = |index: usize| captures[index].parse::<i64>().expect("number");
-        let month = months.iter().position(|m| *m == &captures[1]).expect("month") as i64;
-        let seconds = ((((month * 31 + number(2)) * 24 + number(3)) * 60 + number(4)) * 60) + number(5);
+        let month = months
+            .iter()
+            .position(|m| *m == &captures[1])
+            .expect("month") as i64;
+        let seconds =
+            ((((month * 31 + number(2)) * 24 + number(3)) * 60 + number(4)) * 60) + number(5);
         events.push((seconds, captures[6].to_owned()));
     }
     struct State {
@@ -166,7 +177,8 @@ fn sample_gives_the_reference_count() {
     let pipeline = pipeline();
     let (batches, lines, _) = observe_file(&pipeline, &text);
     assert_eq!(lines, 2000);
-    let mut correlator = Correlator::new(Arc::clone(&pipeline.correlations), &EngineConfig::default());
+    let mut correlator =
+        Correlator::new(Arc::clone(&pipeline.correlations), &EngineConfig::default());
     let mut alerts = Vec::new();
     for batch in batches.clone() {
         correlator.submit(batch, &mut alerts);
@@ -184,8 +196,12 @@ fn sample_gives_the_reference_count() {
     }
     // The threaded engine agrees.
     let (sender, receiver) = crossbeam_channel::unbounded();
-    let engine = Engine::start(Arc::clone(&pipeline.correlations), EngineConfig::default(), sender)
-        .expect("engine");
+    let engine = Engine::start(
+        Arc::clone(&pipeline.correlations),
+        EngineConfig::default(),
+        sender,
+    )
+    .expect("engine");
     for batch in batches {
         engine.submit(batch).expect("running");
     }
@@ -215,7 +231,8 @@ fn full_benchmark() {
     let mut core_alerts = 0;
     for _ in 0..3 {
         let copies = batches.clone();
-        let mut correlator = Correlator::new(Arc::clone(&pipeline.correlations), &EngineConfig::default());
+        let mut correlator =
+            Correlator::new(Arc::clone(&pipeline.correlations), &EngineConfig::default());
         let mut alerts = Vec::with_capacity(20_000);
         let started = Instant::now();
         for batch in copies {
@@ -241,7 +258,8 @@ fn full_benchmark() {
             ..EngineConfig::default()
         };
         let started = Instant::now();
-        let engine = Engine::start(Arc::clone(&pipeline.correlations), config, sender).expect("engine");
+        let engine =
+            Engine::start(Arc::clone(&pipeline.correlations), config, sender).expect("engine");
         for batch in copies {
             engine.submit(batch).expect("running");
         }

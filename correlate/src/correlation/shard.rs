@@ -8,7 +8,6 @@
 //! observation of a group in the same order whatever the arrival order or the sharding.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -73,8 +72,6 @@ pub(crate) enum GroupState {
 #[derive(Debug)]
 pub(crate) struct Group {
     state: GroupState,
-    /// Newest contribution time.
-    last_ts: i64,
     /// Deadline of the armed timer, or `NO_TIMER`.
     timer_at: i64,
     /// A contribution came from an alert flagged `possibly_incomplete`.
@@ -88,7 +85,31 @@ impl Group {
         match &self.state {
             GroupState::Closing(closing) => closing.start.saturating_add(timespan),
             GroupState::Absence(pending) => pending.start.saturating_add(timespan),
-            _ => self.last_ts.saturating_add(timespan),
+            _ => self.newest_ts().saturating_add(timespan),
+        }
+    }
+
+    /// Time of the newest contribution kept (for closing windows and absences: the start).
+    /// Not stored: a sliding window's state says it, and every byte per group counts.
+    fn newest_ts(&self) -> i64 {
+        match &self.state {
+            GroupState::Sliding(window) => window.back().map_or(i64::MIN, |newest| newest.ts),
+            GroupState::Distinct(values) => values
+                .iter()
+                .map(|(_, seen)| seen.ts)
+                .max()
+                .unwrap_or(i64::MIN),
+            GroupState::Temporal(newest) => {
+                newest.iter().map(|seen| seen.ts).max().unwrap_or(i64::MIN)
+            }
+            GroupState::Ordered(best) => best
+                .iter()
+                .flatten()
+                .filter_map(|chain| chain.items.last().map(|last| last.ts))
+                .max()
+                .unwrap_or(i64::MIN),
+            GroupState::Closing(closing) => closing.start,
+            GroupState::Absence(pending) => pending.start,
         }
     }
 }
@@ -387,6 +408,7 @@ impl Shard {
             StateKind::Absence { started, .. } => observation.input == started,
             _ => true,
         };
+        let mut created: Option<Arc<str>> = None;
         if !groups.contains_key(key) {
             if !creates {
                 return;
@@ -397,18 +419,22 @@ impl Shard {
                 self.last_eviction[index] = Some(ts);
                 ctx.last_eviction = Some(ts);
             }
+            // The one allocation of the key: the map and the group's timer share it.
+            let shared_key: Arc<str> = Arc::from(key);
+            groups.insert(
+                Arc::clone(&shared_key),
+                Group {
+                    state: new_state(compiled, ts),
+                    timer_at: NO_TIMER,
+                    incomplete: false,
+                },
+            );
+            created = Some(shared_key);
         }
-        let group = match groups.entry(Arc::from(key)) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(Group {
-                state: new_state(compiled, ts),
-                last_ts: ts,
-                timer_at: NO_TIMER,
-                incomplete: false,
-            }),
+        let Some(group) = groups.get_mut(key) else {
+            return;
         };
         group.incomplete |= observation.incomplete;
-        group.last_ts = group.last_ts.max(ts);
         let window_start = ts.saturating_sub(timespan);
         let fired = match (&mut group.state, compiled.state) {
             (GroupState::Sliding(window), StateKind::CountSliding { threshold }) => {
@@ -581,11 +607,12 @@ impl Shard {
             return;
         }
         if group.timer_at == NO_TIMER
+            && let Some(shared_key) = created
             && let Some(wheel) = self.wheels.get_mut(compiled.depth.saturating_sub(1))
         {
             let deadline = group.deadline(timespan);
             group.timer_at = deadline;
-            wheel.insert(deadline, (observation.correlation.0, Arc::from(key)));
+            wheel.insert(deadline, (observation.correlation.0, shared_key));
         }
     }
 
@@ -597,7 +624,9 @@ impl Shard {
             return 0;
         };
         let slot = std::mem::size_of::<(Arc<str>, Group)>() + 1;
-        let table = groups.capacity() * slot;
+        // hashbrown keeps 1/8 of its buckets free; buckets are a power of two.
+        let buckets = (groups.capacity() * 8 / 7).next_power_of_two();
+        let table = buckets * slot;
         let heap: usize = groups
             .iter()
             .map(|(key, group)| {
@@ -627,7 +656,10 @@ fn new_state(compiled: &Compiled, ts: i64) -> GroupState {
     let inputs = compiled.inputs.len();
     match compiled.state {
         StateKind::CountSliding { threshold } => {
-            GroupState::Sliding(VecDeque::with_capacity(threshold.min(64) as usize))
+            // Holds at most threshold − 1 between events (it fires and goes at threshold).
+            GroupState::Sliding(VecDeque::with_capacity(
+                threshold.saturating_sub(1).clamp(1, 64) as usize,
+            ))
         }
         StateKind::DistinctSliding { .. } => GroupState::Distinct(Vec::new()),
         StateKind::Closing { .. } => GroupState::Closing(Box::new(Closing {
@@ -660,7 +692,7 @@ fn evict_one(groups: &mut HashMap<Arc<str>, Group, FxBuild>) {
     let victim = groups
         .iter()
         .take(16)
-        .min_by_key(|(_, group)| group.last_ts)
+        .min_by_key(|(_, group)| group.newest_ts())
         .map(|(key, _)| Arc::clone(key));
     if let Some(victim) = victim {
         groups.remove(&victim);
