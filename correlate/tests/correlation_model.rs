@@ -1071,3 +1071,84 @@ fn every_correlation_fires_on_a_dense_stream() {
     assert_eq!(run_correlator(&setup, &batches), expected);
     assert_eq!(run_engine(&setup, &batches, 3), expected);
 }
+
+#[test]
+fn group_cap_evicts_counts_and_flags_alerts() {
+    let setup = setup();
+    let event = |second: i64, seq: u64, group: &'static str| ModelEvent {
+        ts: BASE + second * SECOND,
+        seq,
+        kind: "r0",
+        group: Some(group),
+        value: "v0",
+    };
+    // Three groups for a cap of two: creating g2 evicts the least recently updated (g0).
+    let batches = vec![
+        vec![event(0, 1, "g0"), event(1, 2, "g1"), event(2, 3, "g2")],
+        vec![event(3, 4, "g2"), event(4, 5, "g2")],
+    ];
+    let mut correlator = Correlator::new(
+        Arc::clone(&setup.correlations),
+        &EngineConfig {
+            max_groups_per_rule: 2,
+            ..config(1)
+        },
+    );
+    let mut alerts = Vec::new();
+    for batch in batches_for(&setup, &batches) {
+        correlator.submit(batch, &mut alerts);
+    }
+    let stats = correlator.finish(&mut alerts);
+    assert!(stats.evicted_groups >= 1, "{stats:?}");
+    let count = alerts
+        .iter()
+        .find(|alert| alert.rule.as_ref() == "c-count")
+        .expect("c-count fires for g2");
+    assert_eq!(count.group, vec![(Arc::from("grp"), "g2".to_owned())]);
+    assert!(count.possibly_incomplete);
+    // The chained correlation inherits the flag through its observation.
+    assert!(
+        alerts
+            .iter()
+            .all(|alert| alert.rule.as_ref() != "c-chain" || alert.possibly_incomplete)
+    );
+}
+
+#[test]
+fn threaded_engine_advances_when_idle() {
+    let setup = setup();
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    let engine = Engine::start(Arc::clone(&setup.correlations), config(2), sender).expect("starts");
+    let batches = vec![vec![ModelEvent {
+        ts: BASE,
+        seq: 1,
+        kind: "r2",
+        group: Some("g0"),
+        value: "v0",
+    }]];
+    for batch in batches_for(&setup, &batches) {
+        engine.submit(batch).expect("running");
+    }
+    let wall = 9_000 * SECOND;
+    engine.advance_idle(Timestamp(wall)).expect("running");
+    engine
+        .advance_idle(Timestamp(wall + 16 * SECOND))
+        .expect("running");
+    // Wait (bounded) for the absence and the closing window, without finishing the engine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(alert) => received.push(alert.rule.to_string()),
+            Err(_) => break,
+        }
+    }
+    received.sort();
+    assert_eq!(received, ["c-absence", "c-value-close"]);
+    assert_eq!(
+        engine.stats().watermark,
+        Some(Timestamp(BASE + 11 * SECOND))
+    );
+    engine.finish();
+}

@@ -512,3 +512,72 @@ fn generate_keeps_referenced_rules_alerting() {
     // `base` has generate: true (alerts and feeds); `plain` only feeds.
     assert_eq!(fired, ["base", "over both"]);
 }
+
+mod untrusted {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pick<'a>(options: &'a [&'a str]) -> impl Strategy<Value = &'a str> + 'a {
+        (0..options.len()).prop_map(move |index| options[index])
+    }
+
+    fn correlation_document() -> impl Strategy<Value = String> {
+        (
+            pick(&["event_count", "value_count", "temporal", "temporal_ordered", "value_sum", "bogus", "[a]", "{x: 1}", "''"]),
+            pick(&["[base]", "[c0]", "[c1, base]", "[c2]", "[base, c0, c1]", "base", "[]", "[base, base]", "{a: b}", "[[x]]", "~"]),
+            pick(&["[src]", "[src, dst]", "[]", "src", "[1]", "[{a: b}]", "~", "[a, b, c, d, e, f, g, h, i, j]"]),
+            pick(&["1s", "60s", "5m", "1h", "1d", "0s", "99999d", "x", "1.5h", "-1m", "''", "[1]", "9223372036854775807s"]),
+            pick(&[
+                "{gte: 2}", "{gt: 1, lte: 5}", "{eq: 0}", "{lt: 1}", "{neq: 3}", "{field: v, gte: 2}",
+                "{field: [v, w], lt: 4}", "base and not c0", "c0 and not base", "a or b", "{gte: -1}",
+                "{gte: 1.5}", "{}", "[1]", "~", "{gte: 99999999999}",
+            ]),
+            pick(&["", "  aliases: {src: {base: s, c0: t}}\n", "  aliases: {src: {zzz: s}}\n", "  aliases: [1]\n", "  aliases: {src: {base: [1]}}\n"]),
+            pick(&["", "generate: true\n", "generate: maybe\n", "level: high\n", "level: extreme\n"]),
+        )
+            .prop_map(|(kind, rules, group, timespan, condition, aliases, extra)| {
+                format!(
+                    "correlation:\n  type: {kind}\n  rules: {rules}\n  group-by: {group}\n  timespan: {timespan}\n  condition: {condition}\n{aliases}{extra}"
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+        /// Hostile or broken correlation documents never panic, and each one is either built
+        /// or rejected with a reason.
+        #[test]
+        fn any_correlation_document_builds_or_is_rejected(
+            documents in prop::collection::vec(correlation_document(), 1..4),
+        ) {
+            let mut text = HEAD.to_owned();
+            for (index, document) in documents.iter().enumerate() {
+                text.push_str(&format!("---\ntitle: c{index}\nname: c{index}\n{document}"));
+            }
+            let report = parse_rules_str(&text, "fuzz.yml");
+            let loaded_correlations = report
+                .loaded
+                .iter()
+                .filter(|rule| matches!(rule.kind, cairn_correlate::RuleKind::Correlation { .. }))
+                .count();
+            let (matcher, _) = Matcher::compile(&report.loaded, &CompileOptions::default());
+            let (correlations, rejected) = Correlations::build(
+                &report.loaded,
+                &matcher,
+                &FieldMapping::new(),
+                &CorrelationOptions::default(),
+            );
+            prop_assert_eq!(correlations.len() + rejected.len(), loaded_correlations);
+            for rejection in &rejected {
+                prop_assert!(!rejection.reason.is_empty());
+            }
+            // Whatever was built runs.
+            let built = Built { rules: report.loaded, matcher, correlations: Arc::new(correlations), rejected: Vec::new() };
+            let events: Vec<Event> = (0..6)
+                .map(|i| at(event("x").host("h").text("kind", "x").text("src", "1.2.3.4").text("v", &i.to_string()), i, i as u64 + 1))
+                .collect();
+            let _ = run(&built, events);
+        }
+    }
+}
