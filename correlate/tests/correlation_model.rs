@@ -1152,3 +1152,72 @@ fn threaded_engine_advances_when_idle() {
     );
     engine.finish();
 }
+
+/// Throughput of the engine core and of the threaded engine on a dense synthetic stream (ten
+/// correlations of every type, one chained; 20,000 groups; events slightly out of order).
+/// `cargo test -p cairn-correlate --release --test correlation_model -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; run in release"]
+fn throughput_of_core_and_engine() {
+    let setup = setup();
+    let groups: Vec<&'static str> = (0..20_000)
+        .map(|g| &*Box::leak(format!("g{g}").into_boxed_str()))
+        .collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % bound as u64) as usize
+    };
+    let events: Vec<ModelEvent> = (0..1_000_000)
+        .map(|index| ModelEvent {
+            ts: BASE + index as i64 * 2_000_000 + next(3) as i64 * SECOND,
+            seq: index as u64 + 1,
+            kind: KINDS[next(KINDS.len() - 1)],
+            group: Some(groups[next(groups.len())]),
+            value: VALUES[next(VALUES.len())],
+        })
+        .collect();
+    let batches = batches_for(&setup, &split(events, &[1024]));
+    let observations: usize = batches.iter().map(|b| b.observations.len()).sum();
+    let mut best = Duration::MAX;
+    let mut alerts_core = 0;
+    for _ in 0..3 {
+        let copies = batches.clone();
+        let mut correlator = Correlator::new(Arc::clone(&setup.correlations), &config(1));
+        let mut alerts = Vec::new();
+        let started = std::time::Instant::now();
+        for batch in copies {
+            correlator.submit(batch, &mut alerts);
+        }
+        correlator.finish(&mut alerts);
+        best = best.min(started.elapsed());
+        alerts_core = alerts.len();
+    }
+    println!(
+        "Correlator: 1M events, {observations} observations, {alerts_core} alerts: {:.1} ms, {:.2} M observations/s, {:.3} µs/event",
+        best.as_secs_f64() * 1e3,
+        observations as f64 / best.as_secs_f64() / 1e6,
+        best.as_secs_f64() * 1e6 / 1e6
+    );
+    for shards in [1, 2, 4] {
+        let copies = batches.clone();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let started = std::time::Instant::now();
+        let engine =
+            Engine::start(Arc::clone(&setup.correlations), config(shards), sender).expect("starts");
+        for batch in copies {
+            engine.submit(batch).expect("running");
+        }
+        engine.finish();
+        let elapsed = started.elapsed();
+        let alerts = receiver.try_iter().count();
+        println!(
+            "Engine {shards} shard(s): {alerts} alerts: {:.1} ms, {:.2} M observations/s",
+            elapsed.as_secs_f64() * 1e3,
+            observations as f64 / elapsed.as_secs_f64() / 1e6
+        );
+        assert_eq!(alerts, alerts_core);
+    }
+}
