@@ -111,10 +111,7 @@ mod tests {
         let a = alert(&[("src_ip", "10.0.0.1")]);
         let b = alert(&[("src_ip", "10.0.0.2")]);
         assert_ne!(a.fingerprint(), b.fingerprint());
-        assert_eq!(
-            a.fingerprint(),
-            alert(&[("src_ip", "10.0.0.1")]).fingerprint()
-        );
+        assert_eq!(a.fingerprint(), alert(&[("src_ip", "10.0.0.1")]).fingerprint());
         // Field and value are split by a control character, not '='.
         let c = alert(&[("a", "b=c")]);
         let d = alert(&[("a=b", "c")]);
