@@ -36,7 +36,46 @@ pub const BUILTIN_RULE_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Loads the built-in pack. Its tests guarantee no rejections; callers should still report
+/// `(source name, YAML text)` of every built-in correlation file (`correlate/builtin/correlation/`):
+/// Sigma correlation rules over the detection rules above (SSH brute force, password spraying,
+/// brute force then success, port scan, interface flapping, interface down not restored, systemd
+/// crash loop), plus the detection rules only they use. Load them together with
+/// [`BUILTIN_RULE_FILES`] ([`builtin_pack`]): they reference those rules by name.
+/// `tests/correlation_builtin.rs` feeds real-looking lines through parse → normalise → match →
+/// correlate for each, with a near miss.
+pub const BUILTIN_CORRELATION_FILES: &[(&str, &str)] = &[
+    (
+        "builtin:correlation/ssh.yml",
+        include_str!("../builtin/correlation/ssh.yml"),
+    ),
+    (
+        "builtin:correlation/network.yml",
+        include_str!("../builtin/correlation/network.yml"),
+    ),
+    (
+        "builtin:correlation/host.yml",
+        include_str!("../builtin/correlation/host.yml"),
+    ),
+];
+
+/// Loads the built-in correlation files alone (they need [`builtin_rules`] beside them).
+pub fn builtin_correlation_rules() -> LoadReport {
+    let mut report = LoadReport::default();
+    for (source_name, yaml_text) in BUILTIN_CORRELATION_FILES {
+        report.extend(parse_rules_str(yaml_text, source_name));
+    }
+    report
+}
+
+/// The whole built-in pack: the detection rules ([`builtin_rules`]) and the correlations
+/// ([`builtin_correlation_rules`]). Build a `Matcher` and `Correlations` from its `loaded`.
+pub fn builtin_pack() -> LoadReport {
+    let mut report = builtin_rules();
+    report.extend(builtin_correlation_rules());
+    report
+}
+
+/// Loads the built-in detection rules. Its tests guarantee no rejections; callers should still report
 /// `rejected` like any other rule source.
 pub fn builtin_rules() -> LoadReport {
     let mut report = LoadReport::default();

@@ -54,6 +54,7 @@ mod alert;
 pub mod builtin;
 mod compile;
 mod condition;
+pub mod correlation;
 mod error;
 mod field;
 pub mod incident;
@@ -67,6 +68,10 @@ mod yaml;
 pub use alert::{Alert, AlertKind, MAX_EVIDENCE};
 pub use compile::{CompileOptions, CompiledRuleInfo, Limits};
 pub use condition::{Condition, OfTarget, Quantifier, parse_condition};
+pub use correlation::{
+    CorrelationOptions, Correlations, Correlator, Engine, EngineConfig, EngineStats, Observation,
+    ObservationBatch,
+};
 pub use error::{Error, Rejection};
 pub use field::{FieldMapping, LogsourceEntry, LogsourceMapping};
 pub use matcher::{MatchScratch, Matcher, MatcherStats, RuleIndex};
