@@ -65,6 +65,7 @@ pub struct ConfigFile {
     pub rules: RulesSection,
     pub normalise: NormaliseSection,
     pub incidents: IncidentsSection,
+    pub correlation: CorrelationSection,
 }
 
 impl Default for ConfigFile {
@@ -79,7 +80,72 @@ impl Default for ConfigFile {
             rules: RulesSection::default(),
             normalise: NormaliseSection::default(),
             incidents: IncidentsSection::default(),
+            correlation: CorrelationSection::default(),
         }
+    }
+}
+
+/// `[correlation]`: event time and the correlation engine's bounds.
+///
+/// ```toml
+/// [correlation]
+/// allowed_lateness_secs = 60
+/// shards = 2
+/// max_groups_per_rule = 100000
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrelationSection {
+    /// How far behind the newest event time an event may arrive and still be correlated in its
+    /// own time order; windows close (and absences fire) this far behind the newest event, or
+    /// by the wall clock when the stream is idle. Later events are indexed, counted as late, and
+    /// still correlated while their window is open. Default 60, at most 86400.
+    pub allowed_lateness_secs: u64,
+    /// Correlation shard threads (state is split between them by group key). Default 2.
+    pub shards: usize,
+    /// Most open groups per correlation rule; beyond it the least recently updated groups are
+    /// evicted (counted, and that rule's next alerts are flagged `possibly_incomplete`).
+    /// Default 100000.
+    pub max_groups_per_rule: usize,
+}
+
+impl Default for CorrelationSection {
+    fn default() -> Self {
+        let engine = cairn_correlate::EngineConfig::default();
+        CorrelationSection {
+            allowed_lateness_secs: engine.allowed_lateness.as_secs(),
+            shards: engine.shards,
+            max_groups_per_rule: engine.max_groups_per_rule,
+        }
+    }
+}
+
+impl CorrelationSection {
+    fn validate(self) -> Result<cairn_correlate::EngineConfig, ConfigError> {
+        if self.allowed_lateness_secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                key: "correlation.allowed_lateness_secs",
+                message: "must be at most 86400 (one day)".to_string(),
+            });
+        }
+        if self.shards == 0 || self.shards > 64 {
+            return Err(ConfigError::Invalid {
+                key: "correlation.shards",
+                message: "must be between 1 and 64".to_string(),
+            });
+        }
+        if self.max_groups_per_rule == 0 {
+            return Err(ConfigError::Invalid {
+                key: "correlation.max_groups_per_rule",
+                message: "must be greater than 0".to_string(),
+            });
+        }
+        Ok(cairn_correlate::EngineConfig {
+            shards: self.shards,
+            allowed_lateness: Duration::from_secs(self.allowed_lateness_secs),
+            max_groups_per_rule: self.max_groups_per_rule,
+            ..cairn_correlate::EngineConfig::default()
+        })
     }
 }
 
@@ -494,6 +560,8 @@ pub struct Config {
     pub normaliser: std::sync::Arc<cairn_ingest::normalise::Normaliser>,
     /// `[incidents]`.
     pub incidents: cairn_correlate::incident::IncidentPolicy,
+    /// `[correlation]`.
+    pub correlation: cairn_correlate::EngineConfig,
 }
 
 impl ConfigFile {
@@ -563,6 +631,7 @@ impl ConfigFile {
         }
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
         let incidents = self.incidents.validate()?;
+        let correlation = self.correlation.validate()?;
         let normaliser = cairn_ingest::normalise::Normaliser::new(self.normalise.pattern)
             .map(std::sync::Arc::new)
             .map_err(|error| ConfigError::Invalid {
@@ -632,6 +701,7 @@ impl ConfigFile {
             },
             normaliser,
             incidents,
+            correlation,
         })
     }
 }

@@ -4,7 +4,9 @@
 //! [`server::run`]. Everything here returns typed errors; `anyhow` lives only in `main.rs`.
 
 pub mod config;
+pub mod correlation;
 pub mod http;
 pub mod pipeline;
+pub mod replay;
 pub mod server;
 pub mod signatures;

@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! listeners ──Work──► work queue ──► parse workers (N threads: parse, normalise, match) ──EventBatch──► index queue ──► indexer
+//!                                         │ observations, detection alerts
+//!                                         ▼
+//!                                    correlation stage ──► engine ──► alerts ──► incident service
 //! ```
 //!
 //! Both queues are bounded; the work queue is where backpressure is felt by senders (TCP pauses,
@@ -10,8 +13,8 @@
 //!
 //! The indexer commits every `commit_interval` (when anything was added) with a payload naming the
 //! highest sequence number in the commit, and counts events as `indexed` only once committed.
-//! Shutdown: close the work queue, let workers drain it, close the index queue, let the indexer
-//! drain it and commit one last time.
+//! Shutdown: close the work queue, let workers drain it, stop the correlation stage, close the
+//! index queue, let the indexer drain it and commit one last time.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -25,6 +28,7 @@ use cairn_ingest::queue::{BatchQueue, PopError};
 use cairn_ingest::stats::{DropReason, Stats};
 use cairn_ingest::{Event, EventBatch, EventFlags, Seq, Text};
 
+use crate::correlation::{CorrelationInput, CorrelationProbe, CorrelationStage};
 use crate::signatures::{SignatureWorker, Signatures};
 
 /// Pipeline settings.
@@ -34,6 +38,8 @@ pub struct PipelineConfig {
     pub queue_batches: usize,
     pub index_queue_batches: usize,
     pub commit_interval: Duration,
+    /// The correlation engine's settings.
+    pub correlation: cairn_correlate::EngineConfig,
 }
 
 /// The running pipeline threads and their queues.
@@ -42,6 +48,7 @@ pub struct Pipeline {
     work_queue: BatchQueue<Work>,
     index_queue: BatchQueue<EventBatch>,
     workers: Vec<JoinHandle<()>>,
+    correlation: Option<CorrelationStage>,
     indexer: Option<JoinHandle<()>>,
 }
 
@@ -56,8 +63,12 @@ impl Pipeline {
         normaliser: &Arc<Normaliser>,
         signatures: &Arc<Signatures>,
         stats: Arc<Stats>,
+        alerts: crossbeam_channel::Sender<cairn_correlate::Alert>,
     ) -> Result<Pipeline, cairn_index::IndexError> {
         let work_queue: BatchQueue<Work> = BatchQueue::new(config.queue_batches);
+        let correlation =
+            CorrelationStage::start(config.correlation.clone(), alerts, config.queue_batches)
+                .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
         let index_queue: BatchQueue<EventBatch> = BatchQueue::new(config.index_queue_batches);
         let parse_options = Arc::new(parse_options);
         let mut workers = Vec::with_capacity(config.workers);
@@ -68,6 +79,7 @@ impl Pipeline {
             let worker_stats = Arc::clone(&stats);
             let mut matcher = signatures.worker();
             let worker_normaliser = Arc::clone(normaliser);
+            let to_correlate = correlation.input();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-parse-{worker_id}"))
                 .spawn(move || {
@@ -75,7 +87,14 @@ impl Pipeline {
                         parse_options: &options,
                         normaliser: &worker_normaliser,
                     };
-                    parse_worker(&work, &to_index, &stages, &mut matcher, &worker_stats);
+                    parse_worker(
+                        &work,
+                        &to_index,
+                        &to_correlate,
+                        &stages,
+                        &mut matcher,
+                        &worker_stats,
+                    );
                 })
                 .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
             workers.push(handle);
@@ -92,8 +111,17 @@ impl Pipeline {
             work_queue,
             index_queue,
             workers,
+            correlation: Some(correlation),
             indexer: Some(indexer),
         })
+    }
+
+    /// Reads the correlation engine's figures from the API.
+    pub fn correlation_probe(&self) -> CorrelationProbe {
+        self.correlation
+            .as_ref()
+            .map(CorrelationStage::probe)
+            .unwrap_or_default()
     }
 
     /// The queue listeners and HTTP ingest push into.
@@ -121,6 +149,9 @@ impl Pipeline {
             if worker.join().is_err() {
                 tracing::error!("a parse worker panicked");
             }
+        }
+        if let Some(correlation) = self.correlation.take() {
+            correlation.shutdown();
         }
         self.index_queue.close();
         if let Some(indexer) = self.indexer.take()
@@ -173,6 +204,7 @@ struct WorkerStages<'a> {
 fn parse_worker(
     work_queue: &BatchQueue<Work>,
     index_queue: &BatchQueue<EventBatch>,
+    to_correlate: &crossbeam_channel::Sender<CorrelationInput>,
     stages: &WorkerStages<'_>,
     matcher: &mut SignatureWorker,
     stats: &Stats,
@@ -202,7 +234,12 @@ fn parse_worker(
         for event in &mut events {
             stages.normaliser.normalise(event);
         }
-        matcher.match_batch(&mut events);
+        let (set, observations) = matcher.match_batch(&mut events);
+        if !observations.is_empty() {
+            // Blocks while the correlation stage is behind (backpressure); fails only when it
+            // has stopped, which happens after the workers.
+            let _ = to_correlate.send((set, observations));
+        }
         let mut malformed = 0u64;
         let mut truncated = 0u64;
         let mut invalid_utf8 = 0u64;

@@ -108,8 +108,7 @@ pub async fn run(
                 format!("incident store task failed: {error}"),
             ))
         })??;
-    // Wired by the pipeline: the correlation engine is given this sender and sends every alert
-    // into it. Nothing produces alerts yet.
+    // The correlation engine sends every alert (detection and correlation) into this.
     let alerts_to_incidents: crossbeam_channel::Sender<cairn_correlate::Alert> =
         incidents.alert_sender();
 
@@ -131,12 +130,14 @@ pub async fn run(
             queue_batches: config.queue_batches,
             index_queue_batches: config.index_queue_batches,
             commit_interval: config.commit_interval,
+            correlation: config.correlation.clone(),
         },
         Arc::clone(&index),
         parse_options.clone(),
         &config.normaliser,
         &signatures,
         Arc::clone(&stats),
+        alerts_to_incidents.clone(),
     )?;
     let seqs = SeqAllocator::starting_at(next_seq);
     let listener_shutdown = CancellationToken::new();
@@ -178,6 +179,7 @@ pub async fn run(
         },
     );
     state.set_incidents(incidents.handle(), listener_shutdown.clone());
+    state.set_correlation(pipeline.correlation_probe());
     if let Some(addr) = config.http {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,

@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cairn_correlate::{CompileOptions, LoadReport, MatchScratch, Matcher, RuleIndex};
+use cairn_correlate::{
+    CompileOptions, CorrelationOptions, Correlations, LoadReport, MatchScratch, Matcher,
+    ObservationBatch, RuleIndex, RuleKind,
+};
 use cairn_ingest::Event;
 use serde::Serialize;
 
@@ -46,8 +49,12 @@ pub struct RuleSet {
     /// Each rule's title, indexed word by word in `rule`.
     titles: Vec<Arc<str>>,
     matches: Vec<AtomicU64>,
-    /// Correlation documents loaded beside the detection rules (not run yet).
-    pub correlations: usize,
+    /// The Sigma correlations over these rules, and which detection rules alert on their own.
+    pub correlations: Arc<Correlations>,
+    /// Identifies the correlation rules' definitions: two sets with the same fingerprint have
+    /// the same correlations in the same order, so the running engine's state stays valid
+    /// across a reload that changed only detection rules.
+    pub correlation_fingerprint: u64,
 }
 
 /// Summary of one rule for `GET /api/v1/rules`.
@@ -76,6 +83,14 @@ impl RuleSet {
         let mut problems: Vec<RuleProblem> = report.rejected.iter().map(problem).collect();
         let (matcher, rejected) = Matcher::compile(&report.loaded, &sources.options);
         problems.extend(rejected.iter().map(problem));
+        let (correlations, rejected) = Correlations::build(
+            &report.loaded,
+            &matcher,
+            &sources.options.field_mapping,
+            &CorrelationOptions::default(),
+        );
+        problems.extend(rejected.iter().map(problem));
+        let correlation_fingerprint = fingerprint_correlations(&report.loaded);
         let labels = matcher
             .rules()
             .map(|info| Arc::from(info.id.clone().unwrap_or_else(|| info.title.clone())))
@@ -85,17 +100,13 @@ impl RuleSet {
             .map(|info| Arc::from(info.title.as_str()))
             .collect();
         let matches = (0..matcher.len()).map(|_| AtomicU64::new(0)).collect();
-        let correlations = report
-            .loaded
-            .iter()
-            .filter(|rule| matches!(rule.kind, cairn_correlate::RuleKind::Correlation { .. }))
-            .count();
         let set = RuleSet {
             matcher,
             labels,
             titles,
             matches,
-            correlations,
+            correlations: Arc::new(correlations),
+            correlation_fingerprint,
         };
         (set, problems)
     }
@@ -119,9 +130,23 @@ impl RuleSet {
     }
 }
 
-/// The built-in pack compiled into the binary.
+/// The built-in pack compiled into the binary: detection rules and correlations.
 fn builtin_pack() -> LoadReport {
-    cairn_correlate::builtin::builtin_rules()
+    cairn_correlate::builtin::builtin_pack()
+}
+
+/// A hash of every correlation document in load order (FNV-1a: stable across runs).
+fn fingerprint_correlations(rules: &[cairn_correlate::Rule]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for rule in rules {
+        if let RuleKind::Correlation { raw_yaml } = &rule.kind {
+            for byte in raw_yaml.bytes().chain(rule.source.bytes()).chain([0xff]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    hash
 }
 
 fn problem(rejection: &cairn_correlate::Rejection) -> RuleProblem {
@@ -257,9 +282,11 @@ pub struct SignatureWorker {
 }
 
 impl SignatureWorker {
-    /// Matches a batch with one rule set (picking up a reload between batches, never inside one)
-    /// and tags each event with the signatures it matched.
-    pub fn match_batch(&mut self, events: &mut [Event]) {
+    /// Matches a batch with one rule set (picking up a reload between batches, never inside one),
+    /// tags each event with the signatures it matched, and returns what the correlation engine
+    /// needs from the batch (observations, detection alerts, latest event time) with the rule
+    /// set that made it.
+    pub fn match_batch(&mut self, events: &mut [Event]) -> (Arc<RuleSet>, ObservationBatch) {
         let generation = self.signatures.generation();
         if generation != self.generation {
             self.set = self.signatures.current();
@@ -267,13 +294,25 @@ impl SignatureWorker {
             self.scratch = self.set.matcher.scratch();
             self.local_counts = vec![0; self.set.matcher.len()];
         }
+        let mut batch = ObservationBatch::default();
+        for event in events.iter() {
+            batch.saw(event.ts);
+        }
         if self.set.matcher.is_empty() {
-            return;
+            return (Arc::clone(&self.set), batch);
         }
         for event in events.iter_mut() {
             self.set
                 .matcher
                 .match_event(event, &mut self.scratch, &mut self.matched);
+            if !self.matched.is_empty() {
+                batch.missing_group_field += self.set.correlations.observe(
+                    event,
+                    &self.matched,
+                    &mut batch.observations,
+                    &mut batch.alerts,
+                );
+            }
             for rule in &self.matched {
                 let position = rule.0 as usize;
                 if let (Some(label), Some(title)) =
@@ -295,5 +334,6 @@ impl SignatureWorker {
                 *count = 0;
             }
         }
+        (Arc::clone(&self.set), batch)
     }
 }

@@ -68,24 +68,6 @@ impl App {
             .expect("index"),
         );
         let stats = Arc::new(Stats::new());
-        let signatures = Arc::new(Signatures::load(RuleSources {
-            builtin: false,
-            paths: Vec::new(),
-        }));
-        let pipeline = Pipeline::start(
-            &PipelineConfig {
-                workers: 1,
-                queue_batches: 8,
-                index_queue_batches: 8,
-                commit_interval: Duration::from_millis(100),
-            },
-            Arc::clone(&index),
-            ParseOptions::default(),
-            &config.normaliser,
-            &signatures,
-            Arc::clone(&stats),
-        )
-        .expect("pipeline");
         let store = IncidentStore::open(
             &data_dir.join(cairn_api::server::INCIDENT_STORE_FILE),
             config.incidents.clone(),
@@ -93,6 +75,27 @@ impl App {
         .expect("incident store");
         let service =
             IncidentService::start(store, Arc::new(SystemClock), options).expect("service");
+        let signatures = Arc::new(Signatures::load(RuleSources {
+            builtin: false,
+            paths: Vec::new(),
+            options: config.rules.options.clone(),
+        }));
+        let pipeline = Pipeline::start(
+            &PipelineConfig {
+                workers: 1,
+                queue_batches: 8,
+                index_queue_batches: 8,
+                commit_interval: Duration::from_millis(100),
+                correlation: config.correlation.clone(),
+            },
+            Arc::clone(&index),
+            ParseOptions::default(),
+            &config.normaliser,
+            &signatures,
+            Arc::clone(&stats),
+            service.alert_sender(),
+        )
+        .expect("pipeline");
         let state = AppState::new(
             index,
             stats,

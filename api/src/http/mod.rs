@@ -59,6 +59,8 @@ struct StateInner {
     started: Instant,
     /// Set once by [`AppState::set_incidents`]; the incident routes answer 503 until then.
     incidents: OnceLock<IncidentRoutes>,
+    /// Set once by [`AppState::set_correlation`]; stats report no engine until then.
+    correlation: OnceLock<crate::correlation::CorrelationProbe>,
 }
 
 /// What the incident routes need: reads and commands, and a token that ends open event streams
@@ -95,6 +97,7 @@ impl AppState {
                 ready: AtomicBool::new(false),
                 started: Instant::now(),
                 incidents: OnceLock::new(),
+                correlation: OnceLock::new(),
             }),
         }
     }
@@ -111,6 +114,12 @@ impl AppState {
             .inner
             .incidents
             .set(IncidentRoutes { handle, shutdown });
+    }
+
+    /// Reports the correlation engine's figures in stats and metrics. Only the first call has
+    /// an effect.
+    pub fn set_correlation(&self, probe: crate::correlation::CorrelationProbe) {
+        let _ = self.inner.correlation.set(probe);
     }
 
     fn is_ready(&self) -> bool {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::signatures::{RuleProblem, RuleSummary};
+use crate::signatures::{RuleProblem, RuleSet, RuleSummary};
 
 #[derive(Debug, Serialize)]
 pub(super) struct RulesResponse {
@@ -17,8 +17,45 @@ pub(super) struct RulesResponse {
     rules: Vec<RuleSummary>,
     /// Rules of the loaded sources that could not be used, with the reason.
     rejected: Vec<RuleProblem>,
-    /// Correlation rules loaded beside the detection rules (not run yet).
-    correlations: usize,
+    /// Sigma correlation rules in force.
+    correlations: Vec<CorrelationSummary>,
+}
+
+/// One correlation rule as listed by `GET /api/v1/rules`.
+#[derive(Debug, Serialize)]
+pub(super) struct CorrelationSummary {
+    rule: String,
+    title: String,
+    level: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timespan_secs: f64,
+    group_by: Vec<String>,
+    /// False when it only feeds another correlation.
+    alerts: bool,
+}
+
+fn correlation_summaries(set: &RuleSet) -> Vec<CorrelationSummary> {
+    (0..set.correlations.len())
+        .filter_map(|id| {
+            let id = u32::try_from(id).ok()?;
+            set.correlations
+                .info(cairn_correlate::correlation::CorrelationId(id))
+        })
+        .map(|info| CorrelationSummary {
+            rule: info.rule.to_string(),
+            title: info.title.to_string(),
+            level: info.level.name(),
+            kind: info.kind.name(),
+            timespan_secs: info.timespan_nanos as f64 / 1e9,
+            group_by: info
+                .group_by
+                .iter()
+                .map(|field| field.to_string())
+                .collect(),
+            alerts: info.emits,
+        })
+        .collect()
 }
 
 pub(super) async fn list(State(state): State<AppState>) -> Json<RulesResponse> {
@@ -28,7 +65,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<RulesResponse> {
         generation: signatures.generation(),
         rules: set.summaries(),
         rejected: signatures.problems(),
-        correlations: set.correlations,
+        correlations: correlation_summaries(&set),
     })
 }
 

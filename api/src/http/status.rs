@@ -20,6 +20,44 @@ pub(super) struct StatsResponse {
     queues: QueueDepths,
     index_docs: u64,
     uptime_secs: u64,
+    correlation: CorrelationFigures,
+}
+
+/// The correlation engine's figures (see `cairn_correlate::EngineStats`).
+#[derive(Debug, Default, Serialize)]
+pub(super) struct CorrelationFigures {
+    observations: u64,
+    processed: u64,
+    late: u64,
+    late_dropped: u64,
+    missing_group_field: u64,
+    evicted_groups: u64,
+    expired_groups: u64,
+    open_groups: u64,
+    queued: u64,
+    correlation_alerts: u64,
+    detection_alerts: u64,
+    /// The event-time watermark (RFC 3339), once an event was seen.
+    watermark: Option<String>,
+}
+
+impl From<cairn_correlate::EngineStats> for CorrelationFigures {
+    fn from(stats: cairn_correlate::EngineStats) -> Self {
+        CorrelationFigures {
+            observations: stats.observations,
+            processed: stats.processed,
+            late: stats.late,
+            late_dropped: stats.late_dropped,
+            missing_group_field: stats.missing_group_field,
+            evicted_groups: stats.evicted_groups,
+            expired_groups: stats.expired_groups,
+            open_groups: stats.open_groups,
+            queued: stats.queued,
+            correlation_alerts: stats.correlation_alerts,
+            detection_alerts: stats.detection_alerts,
+            watermark: stats.watermark.map(|ts| ts.to_rfc3339()),
+        }
+    }
 }
 
 fn collect(state: &AppState) -> StatsResponse {
@@ -28,6 +66,12 @@ fn collect(state: &AppState) -> StatsResponse {
         queues: state.inner.depths.depths(),
         index_docs: state.inner.index.doc_count(),
         uptime_secs: state.inner.started.elapsed().as_secs(),
+        correlation: state
+            .inner
+            .correlation
+            .get()
+            .map(|probe| probe.stats().into())
+            .unwrap_or_default(),
     }
 }
 
@@ -185,6 +229,59 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Documents in the committed index.",
         &plain(stats.index_docs),
     );
+    let correlation = &stats.correlation;
+    for (name, kind, help, value) in [
+        (
+            "cairn_correlation_observations_total",
+            "counter",
+            "Observations made for correlation rules.",
+            correlation.observations,
+        ),
+        (
+            "cairn_correlation_late_total",
+            "counter",
+            "Observations that arrived behind the event-time watermark.",
+            correlation.late,
+        ),
+        (
+            "cairn_correlation_late_dropped_total",
+            "counter",
+            "Late observations whose window had closed (not correlated).",
+            correlation.late_dropped,
+        ),
+        (
+            "cairn_correlation_missing_group_field_total",
+            "counter",
+            "Observations not made because the event lacked a group-by field.",
+            correlation.missing_group_field,
+        ),
+        (
+            "cairn_correlation_evicted_groups_total",
+            "counter",
+            "Correlation groups evicted by the per-rule cap.",
+            correlation.evicted_groups,
+        ),
+        (
+            "cairn_correlation_open_groups",
+            "gauge",
+            "Correlation groups open now.",
+            correlation.open_groups,
+        ),
+        (
+            "cairn_correlation_alerts_total",
+            "counter",
+            "Alerts fired by correlation rules.",
+            correlation.correlation_alerts,
+        ),
+        (
+            "cairn_detection_alerts_total",
+            "counter",
+            "Alerts of detection rules that alert on their own.",
+            correlation.detection_alerts,
+        ),
+    ] {
+        family(name, kind, help, &plain(value));
+    }
     family(
         "cairn_uptime_seconds",
         "gauge",

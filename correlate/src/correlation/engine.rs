@@ -37,6 +37,8 @@ pub enum TrySubmitError {
 enum ToRouter {
     Batch(ObservationBatch),
     Idle(Timestamp),
+    /// Stop without flushing: open windows and pending absences are dropped, not fired.
+    Stop,
 }
 
 enum ToShard {
@@ -220,11 +222,23 @@ impl Engine {
     /// End of input: flushes everything (watermark → +∞, pending absences fire), waits for
     /// every thread and returns the final figures. Every alert has been sent when it returns.
     pub fn finish(mut self) -> EngineStats {
-        self.stop();
+        self.join();
         collect_stats(&self.shared)
     }
 
-    fn stop(&mut self) {
+    /// Stops without ending the input: what the watermark has not passed yet (open windows,
+    /// pending absences, reordering) is dropped without firing, as a live appliance must on
+    /// shutdown or when its correlation rules change (ending the input would fire absences
+    /// that are not due). Alerts already due have been sent when it returns.
+    pub fn stop(mut self) -> EngineStats {
+        if let Some(sender) = self.to_router.as_ref() {
+            let _ = sender.send(ToRouter::Stop);
+        }
+        self.join();
+        collect_stats(&self.shared)
+    }
+
+    fn join(&mut self) {
         self.to_router.take();
         if let Some(router) = self.router.take() {
             let _ = router.join();
@@ -343,6 +357,8 @@ impl RouterWorker {
                         self.advance(watermark, false);
                     }
                 }
+                // Dropping the shard senders ends the shards without a flush.
+                ToRouter::Stop => return,
             }
         }
         // Input closed: end of input.
