@@ -393,3 +393,57 @@ fn every_builtin_correlation_has_a_scenario_and_metadata() {
     assert_eq!(built.correlations.len(), tested.len());
     assert_eq!(built.correlations.max_depth(), 2);
 }
+
+/// A live appliance stops its engine without ending the input: a pending absence (the link is
+/// down, the window is still open) must not fire on `stop`, while `finish` (end of a replayed
+/// file) fires it.
+#[test]
+fn engine_stop_drops_pending_absences_finish_fires_them() {
+    use cairn_correlate::Engine;
+    let pack = pack();
+    let batch = || {
+        let mut batch = ObservationBatch::default();
+        let mut scratch = pack.matcher.scratch();
+        let mut matched = Vec::new();
+        let mut event = parse(&cisco("down"), 0, 1);
+        pack.normaliser.normalise(&mut event);
+        pack.matcher.match_event(&event, &mut scratch, &mut matched);
+        pack.correlations
+            .observe(&event, &matched, &mut batch.observations, &mut batch.alerts);
+        batch.saw(event.ts);
+        batch
+    };
+    let absences = |receiver: &crossbeam_channel::Receiver<Alert>| {
+        receiver
+            .try_iter()
+            .filter(|alert| alert.kind == AlertKind::Absence)
+            .count()
+    };
+    for shards in [1, 2] {
+        let config = EngineConfig {
+            shards,
+            ..EngineConfig::default()
+        };
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let engine =
+            Engine::start(Arc::clone(&pack.correlations), config.clone(), sender).expect("engine");
+        engine.submit(batch()).expect("submit");
+        let stats = engine.stop();
+        assert!(stats.observations >= 1, "{stats:?}");
+        assert_eq!(
+            absences(&receiver),
+            0,
+            "stop must not fire a pending absence"
+        );
+
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let engine = Engine::start(Arc::clone(&pack.correlations), config, sender).expect("engine");
+        engine.submit(batch()).expect("submit");
+        engine.finish();
+        assert_eq!(
+            absences(&receiver),
+            1,
+            "finish ends the input: the absence fires"
+        );
+    }
+}
