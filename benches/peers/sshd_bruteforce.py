@@ -6,10 +6,14 @@ then that IP's window resets. The input is the peers' generator output (an auth.
 RFC 3164 without PRI, with decoys and slow bursts); with N = 1,000,000 and seed 42 the right
 answer is 12,548 alerts.
 
-usage: benches/peers/sshd_bruteforce.py [--lines N] [--runs R] [--peers DIR] [--cairn BIN]
+usage: benches/peers/sshd_bruteforce.py [--lines N] [--runs R] [--peers DIR] [--cairn BIN] [--rsigma BIN]
   --peers   the folder holding bench/ and clients/ (the peers kit; default ../shared/peers)
   --cairn   the cairn binary (default target/release/cairn; build it with
             `cargo build --release -p cairn-api`)
+  --rsigma  the rsigma 0.23 binary (default /tmp/cairn-peers/cargo/bin/rsigma, skipped if absent).
+            rsigma reads JSON events with the fields already extracted: the file is converted
+            once with the kit's bench/to_ndjson.py, outside the timing, so rsigma is timed on
+            less work than the others (no parsing, no extraction).
 
 Each engine runs R times on the same file in this one run (the machines are shared and noisy;
 compare ratios, not absolute figures). Prints one table: engine, alerts, best and median wall
@@ -18,6 +22,7 @@ time, lines/s, peak RSS, and the ratio of Cairn's lines/s to each peer's.
 import argparse
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -55,6 +60,13 @@ def count_lines(path):
         return sum(1 for _ in f)
 
 
+def count_correlation_alerts(path):
+    """rsigma also prints the referenced detection rule's matches (despite --no-detections,
+    in 0.23); its correlation alerts are the lines with a correlation_type."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if b'"correlation_type"' in line)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -62,6 +74,7 @@ def main():
     ap.add_argument("--peers", default="../shared/peers")
     ap.add_argument("--cairn", default="target/release/cairn")
     ap.add_argument("--year", default="2026")
+    ap.add_argument("--rsigma", default="/tmp/cairn-peers/cargo/bin/rsigma")
     args = ap.parse_args()
 
     peers = os.path.abspath(args.peers)
@@ -103,13 +116,30 @@ def main():
             dst.write(src.read().replace("ALERTS_FILE", out))
         state = os.path.join(work, f"sng{i}")
         os.makedirs(state, exist_ok=True)
-        cmd = ["syslog-ng", "-F", "--no-caps", "-f", conf,
-               f"--persist-file={state}/persist", f"--pidfile={state}/pid",
-               f"--control={state}/ctl"]
-        t, rss = timed(cmd, stdin_path=log)
+        # syslog-ng's stdin() source needs a pipe (it cannot poll a regular file).
+        pipeline = (f"cat {shlex.quote(log)} | syslog-ng -F --no-caps -f {shlex.quote(conf)} "
+                    f"--persist-file={shlex.quote(state)}/persist --pidfile={shlex.quote(state)}/pid "
+                    f"--control={shlex.quote(state)}/ctl")
+        t, rss = timed(["bash", "-c", pipeline])
+        return t, rss, out
+
+    def rsigma_run(i):
+        events = os.path.join(work, "events.ndjson")
+        if not os.path.exists(events):
+            subprocess.run(
+                [sys.executable, f"{peers}/bench/to_ndjson.py", log, events, args.year],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        out = os.path.join(work, "rsigma.alerts")
+        cmd = [args.rsigma, "engine", "eval", "-r", rule, "--timestamp-field", "timestamp",
+               "--action", "reset", "--no-detections"]
+        t, rss = timed(cmd, stdin_path=events, stdout_path=out)
         return t, rss, out
 
     runners = [("cairn replay", cairn_run)]
+    if os.access(args.rsigma, os.X_OK):
+        runners.append(("rsigma 0.23 (pre-parsed)", rsigma_run))
     if shutil.which("sec"):
         runners.append(("SEC 2.9 (event time)", sec_run))
     if shutil.which("syslog-ng"):
@@ -119,7 +149,12 @@ def main():
     for i in range(args.runs):
         for name, run in runners:
             t, rss, out = run(i)
-            alerts = count_lines(out) if os.path.exists(out) else 0
+            if not os.path.exists(out):
+                alerts = 0
+            elif name.startswith("rsigma"):
+                alerts = count_correlation_alerts(out)
+            else:
+                alerts = count_lines(out)
             engines.setdefault(name, {"times": [], "rss": 0, "alerts": alerts})
             engines[name]["times"].append(t)
             engines[name]["rss"] = max(engines[name]["rss"], rss)
