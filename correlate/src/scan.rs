@@ -31,26 +31,85 @@ pub enum LiteralEngine {
 }
 
 const ANCHOR: usize = 4;
-const FILTER_BITS: usize = 1 << 16;
-const FILTER_WORDS: usize = FILTER_BITS / 64;
 
-fn filter_index(window: u32) -> usize {
-    (window.wrapping_mul(0x9E37_79B1) >> 16) as usize
+fn filter_index(window: u32, shift: u32) -> usize {
+    (window.wrapping_mul(0x9E37_79B1) >> shift) as usize
+}
+
+/// Words frequent in syslog text (sshd, sudo, PAM, systemd, kernel, cron, mail, web access
+/// logs, containers). Their 4-byte windows (with the blanks around them) are poor anchors: a
+/// needle anchored on `user` or `/bin` would be compared on most lines.
+const COMMON_LOG_WORDS: &[&str] = &[
+    "user", "users", "root", "from", "port", "for", "the", "and", "with", "session", "opened",
+    "closed", "failed", "failure", "password", "accepted", "publickey", "invalid", "connection",
+    "connect", "disconnect", "disconnected", "received", "authentication", "error", "warning",
+    "info", "notice", "debug", "started", "starting", "stopped", "finished", "service",
+    "systemd", "kernel", "sshd", "sudo", "cron", "command", "status", "restart", "reload",
+    "request", "get", "post", "head", "http", "https", "http://", "https://", "http/1.1",
+    "mozilla/5.0", "linux", "x86_64", "windows", "nginx", "apache", "docker", "container",
+    "level=info", "msg=", "uid=", "pid=", "src=", "dst=", "proto=", "tty=pts/", "pwd=", "user=",
+    "command=", "/bin/", "/usr/bin/", "/usr/sbin/", "/usr/local/", "/home/", "/var/log/",
+    "/var/", "/etc/", "/tmp/", "/dev/", "/proc/", "/run/", "/srv/", "/opt/", "/lib/", "/api/",
+    "/index.html", "daily", "activities", "cleanup", "temporary", "directories", "rotate",
+    "files", "file", "mail", "client", "unknown", "reject", "relay", "access", "denied",
+    "deploy", "admin", "backup", "ubuntu", "data", "host", "server", "local", "system",
+    "process", "pam_unix", "ssh2", "eth0", "interface", "mounted", "filesystem", "device",
+    "number", "using", "link", "flow", "control", "new", "high", "speed", "tcp", "udp",
+];
+
+/// The 4-byte windows of [`COMMON_LOG_WORDS`] with their surrounding blanks.
+fn common_windows() -> std::collections::HashSet<u32> {
+    let mut windows = std::collections::HashSet::new();
+    for word in COMMON_LOG_WORDS {
+        let padded = format!(" {word} ");
+        let bytes = padded.as_bytes();
+        for at in 0..=bytes.len() - ANCHOR {
+            windows.insert(window_at(bytes, at));
+        }
+    }
+    windows
+}
+
+/// How common a byte is in log text (higher: more common), for choosing rare anchors: blanks
+/// and frequent lowercase letters most, then other letters and digits, the usual separators,
+/// uppercase, other punctuation, non-ASCII.
+fn byte_commonness(byte: u8) -> u32 {
+    match byte {
+        b' ' => 10,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b'h' | b'l' | b'd' | b'c'
+        | b'u' => 8,
+        b'a'..=b'z' | b'0'..=b'9' => 6,
+        b'/' | b'.' | b'-' | b':' | b'=' | b'_' => 5,
+        b'A'..=b'Z' => 3,
+        0..=0x7f => 2,
+        _ => 1,
+    }
 }
 
 fn window_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
-/// One needle of 4 bytes or more, found by its anchor window.
-#[derive(Debug)]
+/// One needle of 4 bytes or more, found by its anchor window (16 bytes: the hot part only; the
+/// needle itself is in `LiteralScanner::long`).
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     /// The anchor: 4 bytes of the (lowercased when the scanner folds) needle at `offset`.
     window: u32,
-    offset: u32,
-    needle: NeedleId,
+    /// The needle's last 4 bytes as compared (cased or lowercased), checked before the full
+    /// comparison so a common anchor costs no `memcmp` call.
+    tail: u32,
+    /// Index into `LiteralScanner::long`.
+    long: u32,
+    offset: u16,
     /// Compared against the field as is (else against its lowercased copy).
     cased: bool,
+}
+
+/// A needle of 4 bytes or more: its id and bytes (lowercased unless case-sensitive).
+#[derive(Debug)]
+struct LongNeedle {
+    id: NeedleId,
     bytes: Box<[u8]>,
 }
 
@@ -78,11 +137,15 @@ pub(crate) struct LiteralScanner {
     /// Windows are read from the ASCII-lowercased field (false when every entry is cased).
     fold: bool,
     filter: Vec<u64>,
+    /// `hash >> filter_shift` indexes `filter` (sized to the needle count: small filters stay
+    /// in L1 next to the other slots' filters).
+    filter_shift: u32,
     /// Per filter word: the number of set filter bits before it.
     rank: Vec<u32>,
     /// Per set filter bit (in order): where its entries start in `entries`; one extra end.
     bucket_starts: Vec<u32>,
     entries: Vec<Entry>,
+    long: Vec<LongNeedle>,
 }
 
 impl LiteralScanner {
@@ -95,9 +158,11 @@ impl LiteralScanner {
             automata: Vec::new(),
             fold: needles.iter().any(|needle| !needle.cased),
             filter: Vec::new(),
+            filter_shift: 32,
             rank: Vec::new(),
             bucket_starts: Vec::new(),
             entries: Vec::new(),
+            long: Vec::new(),
         };
         let (automaton_needles, long): (Vec<NeedleSpec<'_>>, Vec<NeedleSpec<'_>>) =
             needles.iter().partition(|needle| {
@@ -133,13 +198,16 @@ impl LiteralScanner {
         if long.is_empty() {
             return;
         }
-        // Needles with fewer windows choose first; each takes the window the fewest needles
-        // chosen so far share, preferring windows of letters (punctuation, digits and blanks
-        // are common in log text), then later offsets (the distinctive part of a path).
+        // Needles with fewer windows choose first; each takes, in this order of preference, a
+        // window not found in common log words (so `strace -r /root/.ssh` is not found by
+        // `root`), the window the fewest needles chosen so far share, the one of the rarest
+        // bytes, the later offset.
+        let common = common_windows();
         let mut order: Vec<&NeedleSpec<'_>> = long.iter().collect();
         order.sort_by_key(|needle| (needle.text.len(), needle.id));
         let mut usage: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
         let mut entries = Vec::with_capacity(order.len());
+        let mut long_needles = Vec::with_capacity(order.len());
         for needle in order {
             let bytes = needle.text.as_bytes();
             let anchor_bytes: Vec<u8> = if self.fold {
@@ -147,39 +215,51 @@ impl LiteralScanner {
             } else {
                 bytes.to_vec()
             };
-            let common = |at: usize| {
+            let commonness = |at: usize| -> u32 {
                 anchor_bytes[at..at + ANCHOR]
                     .iter()
-                    .filter(|byte| !byte.is_ascii_alphabetic())
-                    .count()
+                    .map(|byte| byte_commonness(*byte))
+                    .sum()
             };
-            let offset = (0..=bytes.len() - ANCHOR)
+            let last_start = bytes.len() - ANCHOR;
+            let offset = (0..=last_start.min(usize::from(u16::MAX)))
                 .rev()
                 .min_by_key(|&at| {
                     let shared = usage
                         .get(&window_at(&anchor_bytes, at))
                         .copied()
                         .unwrap_or(0);
-                    (shared, common(at))
+                    let lowered_window = window_at(&anchor_bytes, at).to_le_bytes();
+                    let in_common_word =
+                        common.contains(&u32::from_le_bytes(lowered_window.map(|byte| byte.to_ascii_lowercase())));
+                    (in_common_word, shared, commonness(at))
                 })
                 .unwrap_or(0);
             let window = window_at(&anchor_bytes, offset);
             *usage.entry(window).or_default() += 1;
+            let compared: &[u8] = if needle.cased { bytes } else { &anchor_bytes };
             entries.push(Entry {
                 window,
-                offset: offset as u32,
-                needle: needle.id,
+                tail: window_at(compared, last_start),
+                long: long_needles.len() as u32,
+                offset: u16::try_from(offset).unwrap_or(u16::MAX),
                 cased: needle.cased,
-                bytes: bytes.into(),
+            });
+            long_needles.push(LongNeedle {
+                id: needle.id,
+                bytes: compared.into(),
             });
         }
-        entries.sort_by_key(|entry| (filter_index(entry.window), entry.window, entry.needle));
-        let mut filter = vec![0u64; FILTER_WORDS];
+        // About 32 filter bits per needle, 4 Ki to 64 Ki bits.
+        let filter_bits = (entries.len() * 32).next_power_of_two().clamp(1 << 12, 1 << 16);
+        let shift = 32 - filter_bits.trailing_zeros();
+        entries.sort_by_key(|entry| (filter_index(entry.window, shift), entry.window, entry.long));
+        let mut filter = vec![0u64; filter_bits / 64];
         for entry in &entries {
-            let index = filter_index(entry.window);
+            let index = filter_index(entry.window, shift);
             filter[index / 64] |= 1 << (index % 64);
         }
-        let mut rank = Vec::with_capacity(FILTER_WORDS);
+        let mut rank = Vec::with_capacity(filter.len());
         let mut set_bits = 0u32;
         for word in &filter {
             rank.push(set_bits);
@@ -188,7 +268,7 @@ impl LiteralScanner {
         let mut bucket_starts = Vec::with_capacity(set_bits as usize + 1);
         let mut previous = None;
         for (position, entry) in entries.iter().enumerate() {
-            let index = filter_index(entry.window);
+            let index = filter_index(entry.window, shift);
             if previous != Some(index) {
                 bucket_starts.push(position as u32);
                 previous = Some(index);
@@ -196,9 +276,11 @@ impl LiteralScanner {
         }
         bucket_starts.push(entries.len() as u32);
         self.filter = filter;
+        self.filter_shift = shift;
         self.rank = rank;
         self.bucket_starts = bucket_starts;
         self.entries = entries;
+        self.long = long_needles;
     }
 
     /// Calls `on_hit(needle, flags)` for every occurrence of every needle in `text`.
@@ -243,13 +325,18 @@ impl LiteralScanner {
         };
         for (position, chunk) in haystack.windows(ANCHOR).enumerate() {
             let window = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            let index = filter_index(window);
-            let word = self.filter[index / 64];
+            let index = filter_index(window, self.filter_shift);
+            let Some(&word) = self.filter.get(index / 64) else {
+                continue;
+            };
             let bit = 1u64 << (index % 64);
             if word & bit == 0 {
                 continue;
             }
-            let bucket = self.rank[index / 64] as usize + (word & (bit - 1)).count_ones() as usize;
+            let Some(&rank) = self.rank.get(index / 64) else {
+                continue;
+            };
+            let bucket = rank as usize + (word & (bit - 1)).count_ones() as usize;
             let (Some(&from), Some(&to)) = (
                 self.bucket_starts.get(bucket),
                 self.bucket_starts.get(bucket + 1),
@@ -263,13 +350,19 @@ impl LiteralScanner {
                 if entry.window != window {
                     continue;
                 }
-                let Some(start) = position.checked_sub(entry.offset as usize) else {
+                let Some(start) = position.checked_sub(usize::from(entry.offset)) else {
                     continue;
                 };
-                let end = start + entry.bytes.len();
                 let source = if entry.cased { original } else { haystack };
-                if source.get(start..end) == Some(&entry.bytes[..]) {
-                    on_hit(entry.needle, flags_for(start, end));
+                let Some(needle) = self.long.get(entry.long as usize) else {
+                    continue;
+                };
+                let end = start + needle.bytes.len();
+                if end > length || window_at(source, end - ANCHOR) != entry.tail {
+                    continue;
+                }
+                if source.get(start..end) == Some(&needle.bytes[..]) {
+                    on_hit(needle.id, flags_for(start, end));
                 }
             }
         }
@@ -381,6 +474,7 @@ mod tests {
         let scanner = LiteralScanner::new(&needles, LiteralEngine::AnchorTable).unwrap();
         let distinct: std::collections::HashSet<u32> =
             scanner.entries.iter().map(|entry| entry.window).collect();
+        assert_eq!(scanner.filter.len() * 64, 1 << 12);
         assert!(distinct.len() >= 45, "{}", distinct.len());
         for (id, text) in texts.iter().enumerate() {
             let found = hits(&scanner, &format!("x {text} y"));
