@@ -40,21 +40,136 @@ fn filter_index(window: u32, shift: u32) -> usize {
 /// logs, containers). Their 4-byte windows (with the blanks around them) are poor anchors: a
 /// needle anchored on `user` or `/bin` would be compared on most lines.
 const COMMON_LOG_WORDS: &[&str] = &[
-    "user", "users", "root", "from", "port", "for", "the", "and", "with", "session", "opened",
-    "closed", "failed", "failure", "password", "accepted", "publickey", "invalid", "connection",
-    "connect", "disconnect", "disconnected", "received", "authentication", "error", "warning",
-    "info", "notice", "debug", "started", "starting", "stopped", "finished", "service",
-    "systemd", "kernel", "sshd", "sudo", "cron", "command", "status", "restart", "reload",
-    "request", "get", "post", "head", "http", "https", "http://", "https://", "http/1.1",
-    "mozilla/5.0", "linux", "x86_64", "windows", "nginx", "apache", "docker", "container",
-    "level=info", "msg=", "uid=", "pid=", "src=", "dst=", "proto=", "tty=pts/", "pwd=", "user=",
-    "command=", "/bin/", "/usr/bin/", "/usr/sbin/", "/usr/local/", "/home/", "/var/log/",
-    "/var/", "/etc/", "/tmp/", "/dev/", "/proc/", "/run/", "/srv/", "/opt/", "/lib/", "/api/",
-    "/index.html", "daily", "activities", "cleanup", "temporary", "directories", "rotate",
-    "files", "file", "mail", "client", "unknown", "reject", "relay", "access", "denied",
-    "deploy", "admin", "backup", "ubuntu", "data", "host", "server", "local", "system",
-    "process", "pam_unix", "ssh2", "eth0", "interface", "mounted", "filesystem", "device",
-    "number", "using", "link", "flow", "control", "new", "high", "speed", "tcp", "udp",
+    "user",
+    "users",
+    "root",
+    "from",
+    "port",
+    "for",
+    "the",
+    "and",
+    "with",
+    "session",
+    "opened",
+    "closed",
+    "failed",
+    "failure",
+    "password",
+    "accepted",
+    "publickey",
+    "invalid",
+    "connection",
+    "connect",
+    "disconnect",
+    "disconnected",
+    "received",
+    "authentication",
+    "error",
+    "warning",
+    "info",
+    "notice",
+    "debug",
+    "started",
+    "starting",
+    "stopped",
+    "finished",
+    "service",
+    "systemd",
+    "kernel",
+    "sshd",
+    "sudo",
+    "cron",
+    "command",
+    "status",
+    "restart",
+    "reload",
+    "request",
+    "get",
+    "post",
+    "head",
+    "http",
+    "https",
+    "http://",
+    "https://",
+    "http/1.1",
+    "mozilla/5.0",
+    "linux",
+    "x86_64",
+    "windows",
+    "nginx",
+    "apache",
+    "docker",
+    "container",
+    "level=info",
+    "msg=",
+    "uid=",
+    "pid=",
+    "src=",
+    "dst=",
+    "proto=",
+    "tty=pts/",
+    "pwd=",
+    "user=",
+    "command=",
+    "/bin/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/local/",
+    "/home/",
+    "/var/log/",
+    "/var/",
+    "/etc/",
+    "/tmp/",
+    "/dev/",
+    "/proc/",
+    "/run/",
+    "/srv/",
+    "/opt/",
+    "/lib/",
+    "/api/",
+    "/index.html",
+    "daily",
+    "activities",
+    "cleanup",
+    "temporary",
+    "directories",
+    "rotate",
+    "files",
+    "file",
+    "mail",
+    "client",
+    "unknown",
+    "reject",
+    "relay",
+    "access",
+    "denied",
+    "deploy",
+    "admin",
+    "backup",
+    "ubuntu",
+    "data",
+    "host",
+    "server",
+    "local",
+    "system",
+    "process",
+    "pam_unix",
+    "ssh2",
+    "eth0",
+    "interface",
+    "mounted",
+    "filesystem",
+    "device",
+    "number",
+    "using",
+    "link",
+    "flow",
+    "control",
+    "new",
+    "high",
+    "speed",
+    "tcp",
+    "udp",
 ];
 
 /// The 4-byte windows of [`COMMON_LOG_WORDS`] with their surrounding blanks.
@@ -230,8 +345,9 @@ impl LiteralScanner {
                         .copied()
                         .unwrap_or(0);
                     let lowered_window = window_at(&anchor_bytes, at).to_le_bytes();
-                    let in_common_word =
-                        common.contains(&u32::from_le_bytes(lowered_window.map(|byte| byte.to_ascii_lowercase())));
+                    let in_common_word = common.contains(&u32::from_le_bytes(
+                        lowered_window.map(|byte| byte.to_ascii_lowercase()),
+                    ));
                     (in_common_word, shared, commonness(at))
                 })
                 .unwrap_or(0);
@@ -251,7 +367,9 @@ impl LiteralScanner {
             });
         }
         // About 32 filter bits per needle, 4 Ki to 64 Ki bits.
-        let filter_bits = (entries.len() * 32).next_power_of_two().clamp(1 << 12, 1 << 16);
+        let filter_bits = (entries.len() * 32)
+            .next_power_of_two()
+            .clamp(1 << 12, 1 << 16);
         let shift = 32 - filter_bits.trailing_zeros();
         entries.sort_by_key(|entry| (filter_index(entry.window, shift), entry.window, entry.long));
         let mut filter = vec![0u64; filter_bits / 64];
@@ -461,7 +579,9 @@ mod tests {
 
     #[test]
     fn anchors_avoid_shared_prefixes() {
-        let texts: Vec<String> = (0..50).map(|i| format!("/etc/cron.d/implant{i:02}")).collect();
+        let texts: Vec<String> = (0..50)
+            .map(|i| format!("/etc/cron.d/implant{i:02}"))
+            .collect();
         let needles: Vec<NeedleSpec<'_>> = texts
             .iter()
             .enumerate()
