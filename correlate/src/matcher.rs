@@ -3,6 +3,7 @@
 #![doc = include_str!("matcher.md")]
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use cairn_ingest::Event;
 
@@ -12,13 +13,40 @@ use crate::compile::{
 use crate::error::Rejection;
 use crate::field::{FieldRef, SlotValue, Source, header_source, render_value, source_value};
 use crate::rule::Rule;
-use crate::scan::LiteralScanner;
+use crate::scan::{LiteralScanner, NeedleSpec};
+
+/// FNV-1a for the per-event field name lookups: names are short, and SipHash costs more than
+/// the lookup is worth (rule authors choose the keys, not event senders, so flooding a bucket
+/// would take a malicious rule set).
+#[derive(Debug, Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
 
 /// A compiled rule's position in its [`Matcher`] (or [`crate::NaiveMatcher`]): `0..len()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RuleIndex(pub u32);
 
-/// The literal scanner of one field slot (one per case sensitivity).
+/// The literal scanner of one field slot (both case sensitivities).
 #[derive(Debug)]
 struct SlotScan {
     slot: SlotId,
@@ -35,8 +63,8 @@ pub struct Matcher {
     program: Program,
     scans: Vec<SlotScan>,
     header_slots: Vec<(SlotId, FieldRef)>,
-    named_slots: HashMap<Box<str>, SlotId>,
-    sd_slots: HashMap<Box<str>, HashMap<Box<str>, SlotId>>,
+    named_slots: FnvMap<Box<str>, SlotId>,
+    sd_slots: FnvMap<Box<str>, FnvMap<Box<str>, SlotId>>,
     /// Needle → rules whose required set holds it.
     needle_rules: Vec<Vec<u32>>,
     /// Needles inside an automaton (false only if an automaton could not be built).
@@ -85,8 +113,8 @@ impl Matcher {
     pub fn compile(rules: &[Rule], options: &CompileOptions) -> (Matcher, Vec<Rejection>) {
         let (mut program, rejections) = compile_program(rules, options);
         let mut header_slots = Vec::new();
-        let mut named_slots = HashMap::new();
-        let mut sd_slots: HashMap<Box<str>, HashMap<Box<str>, SlotId>> = HashMap::new();
+        let mut named_slots = FnvMap::default();
+        let mut sd_slots: FnvMap<Box<str>, FnvMap<Box<str>, SlotId>> = FnvMap::default();
         for (slot, field) in program.slots.iter().enumerate() {
             let slot = slot as SlotId;
             match field {
@@ -103,37 +131,37 @@ impl Matcher {
             }
         }
 
-        // One automaton per (slot, case sensitivity).
-        let mut groups: HashMap<(SlotId, bool), Vec<NeedleId>> = HashMap::new();
+        // One scanner per slot, holding both case sensitivities.
+        let mut groups: Vec<Vec<NeedleSpec<'_>>> = vec![Vec::new(); program.slots.len()];
         for (needle, key) in program.needles.iter().enumerate() {
-            groups
-                .entry((key.slot, key.cased))
-                .or_default()
-                .push(needle as NeedleId);
+            if let Some(group) = groups.get_mut(key.slot as usize) {
+                group.push(NeedleSpec {
+                    id: needle as NeedleId,
+                    text: &key.text,
+                    cased: key.cased,
+                });
+            }
         }
-        let mut group_keys: Vec<(SlotId, bool)> = groups.keys().copied().collect();
-        group_keys.sort_unstable();
         let mut scans = Vec::new();
         let mut scannable = vec![false; program.needles.len()];
-        for key in group_keys {
-            let needles = groups.remove(&key).unwrap_or_default();
-            let patterns: Vec<(NeedleId, &str)> = needles
-                .iter()
-                .map(|needle| (*needle, &*program.needles[*needle as usize].text))
-                .collect();
-            // A build failure (short-needle automaton too large) leaves its needles
+        for (slot, needles) in groups.iter().enumerate() {
+            if needles.is_empty() {
+                continue;
+            }
+            // A build failure (short-needle automaton too large) leaves the slot's needles
             // unscannable: their rules are then evaluated for every event and their tests run
             // on the text.
-            if let Ok(scanner) = LiteralScanner::new(&patterns, !key.1, options.literal_engine) {
-                for needle in &needles {
-                    scannable[*needle as usize] = true;
+            if let Ok(scanner) = LiteralScanner::new(needles, options.literal_engine) {
+                for needle in needles {
+                    scannable[needle.id as usize] = true;
                 }
                 scans.push(SlotScan {
-                    slot: key.0,
+                    slot: slot as SlotId,
                     scanner,
                 });
             }
         }
+        drop(groups);
 
         let mut needle_rules = vec![Vec::new(); program.needles.len()];
         let mut always = Vec::new();

@@ -445,9 +445,18 @@ impl Event {
         std::str::from_utf8(&self.raw).unwrap_or("")
     }
 
-    /// Resolves a [`Text`] of this event.
+    /// Resolves a [`Text`] of this event. Validates only the span's bytes as UTF-8 (not the
+    /// whole frame: this runs for every field a matcher or indexer reads); `""` for a span
+    /// outside `raw` or off `char` boundaries, which the invariants rule out.
     pub fn text<'a>(&'a self, text: &'a Text) -> &'a str {
-        text.resolve(self.raw_str())
+        match text {
+            Text::Span(span) => self
+                .raw
+                .get(span.range())
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .unwrap_or(""),
+            Text::Owned(value) => value,
+        }
     }
 
     pub fn host_str(&self) -> Option<&str> {

@@ -364,13 +364,43 @@ fn regex_escape(text: &str) -> String {
     out
 }
 
-/// `count` rules, deterministic for a given seed.
+/// `count` rules, deterministic for a given seed: the mixed set with 10% regex rules.
 pub fn generate_rules(count: usize, seed: u64) -> RuleSet {
+    generate_rules_with(count, seed, RegexShare::TenPercent)
+}
+
+/// How many of the generated rules are regexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegexShare {
+    /// Literal-only: the two regex rules of every 20 become field `contains` rules.
+    None,
+    /// Two rules of every 20 (the default mix).
+    TenPercent,
+}
+
+impl RegexShare {
+    /// `0` → [`RegexShare::None`], anything else → [`RegexShare::TenPercent`].
+    pub fn from_percent(percent: usize) -> RegexShare {
+        if percent == 0 {
+            RegexShare::None
+        } else {
+            RegexShare::TenPercent
+        }
+    }
+}
+
+/// `count` rules, deterministic for a given seed and regex share. With
+/// [`RegexShare::TenPercent`] the result is exactly [`generate_rules`]'s.
+pub fn generate_rules_with(count: usize, seed: u64, regex: RegexShare) -> RuleSet {
     let mut random = Random::new(seed);
     let mut documents = Vec::with_capacity(count);
     let mut plants = Vec::with_capacity(count);
     for index in 0..count {
-        let (detection, plant) = match index % 20 {
+        let kind = match (index % 20, regex) {
+            (17 | 18, RegexShare::None) => 7 + index % 2 * 2,
+            (kind, _) => kind,
+        };
+        let (detection, plant) = match kind {
             0..=6 => {
                 let needles: Vec<String> = (0..2 + random.below(5))
                     .map(|_| needle(&mut random))

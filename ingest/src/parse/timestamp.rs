@@ -385,19 +385,29 @@ impl ParsedBsd {
         const LATEST_AHEAD: i64 = 31 * SECONDS_PER_DAY * NANOS_PER_SECOND;
         let received_year = utc_year(received_at);
         let mut best: Option<(i64, Timestamp)> = None;
-        for year in (received_year - 4)..=(received_year + 1) {
+        let mut consider = |year: i32| -> bool {
             let Some(candidate) = self.civil(year).to_timestamp_in(tz) else {
-                continue;
+                return false;
             };
             let ahead = candidate.0.saturating_sub(received_at.0);
-            if ahead > LATEST_AHEAD {
-                continue;
+            if ahead <= LATEST_AHEAD {
+                let distance = ahead.saturating_abs();
+                if best.is_none_or(|(best_distance, _)| distance < best_distance) {
+                    best = Some((distance, candidate));
+                }
             }
-            let distance = ahead.saturating_abs();
-            if best.is_none_or(|(best_distance, _)| distance < best_distance) {
-                best = Some((distance, candidate));
+            true
+        };
+        // The closest year is one of received-1..=received+1 whenever the date exists in
+        // received-1: an earlier year's candidate is a whole year further back. Only a 29
+        // February missing from received-1 needs the years before it (back to a leap year).
+        if !consider(received_year - 1) {
+            for year in (received_year - 4)..=(received_year - 2) {
+                consider(year);
             }
         }
+        consider(received_year);
+        consider(received_year + 1);
         best.map(|(_, ts)| ts)
     }
 }
