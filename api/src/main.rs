@@ -161,6 +161,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         },
         format: args.format,
         workers,
+        skip_unmatchable: true,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -68,6 +68,10 @@ pub struct ReplayOptions {
     pub parse: ParseOptions,
     pub format: InputFormat,
     pub workers: usize,
+    /// Skip extraction and matching of syslog lines that contain none of the rules' literals
+    /// (see [`Matcher::header_literals`]); they are still parsed, for event time. Same alerts
+    /// either way; on by default.
+    pub skip_unmatchable: bool,
 }
 
 /// What a replay did.
@@ -236,7 +240,45 @@ fn count_lines(bytes: &[u8]) -> u64 {
     newlines + u64::from(bytes.last().is_some_and(|&last| last != b'\n'))
 }
 
+/// Finds lines that cannot match any rule (see [`Matcher::header_literals`]).
+enum LinePrefilter {
+    /// Every line goes through extraction and matching.
+    Off,
+    /// No rule can match anything.
+    NothingMatches,
+    Literals(aho_corasick::AhoCorasick),
+}
+
+impl LinePrefilter {
+    fn new(options: &ReplayOptions) -> LinePrefilter {
+        if !options.skip_unmatchable || options.format == InputFormat::Ndjson {
+            return LinePrefilter::Off;
+        }
+        match options.matcher.header_literals() {
+            None => LinePrefilter::Off,
+            Some(literals) if literals.is_empty() => LinePrefilter::NothingMatches,
+            Some(literals) => aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&literals)
+                .map_or(LinePrefilter::Off, LinePrefilter::Literals),
+        }
+    }
+
+    /// True when the line certainly matches no rule. A line with `{` may carry a JSON body,
+    /// whose fields are unescaped copies rather than slices of the line: never skipped.
+    fn skips(&self, line: &[u8]) -> bool {
+        match self {
+            LinePrefilter::Off => false,
+            LinePrefilter::NothingMatches => true,
+            LinePrefilter::Literals(automaton) => {
+                memchr::memchr(b'{', line).is_none() && !automaton.is_match(line)
+            }
+        }
+    }
+}
+
 fn replay_worker(chunks: &Receiver<Chunk>, outputs: &Sender<ChunkOutput>, options: &ReplayOptions) {
+    let prefilter = LinePrefilter::new(options);
     let mut scratch: MatchScratch = options.matcher.scratch();
     let mut matched: Vec<RuleIndex> = Vec::new();
     let received_at = Timestamp::now();
@@ -251,11 +293,15 @@ fn replay_worker(chunks: &Receiver<Chunk>, outputs: &Sender<ChunkOutput>, option
             lines: count_lines(&chunk.bytes),
             ..ChunkOutput::default()
         };
-        let mut handle = |event: &mut Event, output: &mut ChunkOutput| {
-            options.normaliser.normalise(event);
+        // `skip`: the line cannot match any rule; it only counts and advances event time.
+        let mut handle = |event: &mut Event, output: &mut ChunkOutput, skip: bool| {
             output.events += 1;
             output.parse_errors += u64::from(event.flags.contains(EventFlags::PARSE_ERROR));
             output.batch.saw(event.ts);
+            if skip {
+                return;
+            }
+            options.normaliser.normalise(event);
             options
                 .matcher
                 .match_event(event, &mut scratch, &mut matched);
@@ -275,7 +321,7 @@ fn replay_worker(chunks: &Receiver<Chunk>, outputs: &Sender<ChunkOutput>, option
                 let decoded = decode_ndjson(chunk.bytes, &meta, &ndjson_limits, &options.parse);
                 output.rejected_lines += decoded.rejected.len() as u64;
                 for mut event in decoded.events {
-                    handle(&mut event, &mut output);
+                    handle(&mut event, &mut output, false);
                 }
             }
             InputFormat::Auto | InputFormat::Rfc5424 | InputFormat::Rfc3164 => {
@@ -296,6 +342,7 @@ fn replay_worker(chunks: &Receiver<Chunk>, outputs: &Sender<ChunkOutput>, option
                             frame.truncate(MAX_LINE_BYTES);
                             meta.flags.insert(EventFlags::TRUNCATED);
                         }
+                        let skip = prefilter.skips(&frame);
                         let mut event = parse_syslog(frame, &meta, &options.parse);
                         let expected = match options.format {
                             InputFormat::Rfc5424 => Some(Format::Rfc5424),
@@ -305,7 +352,7 @@ fn replay_worker(chunks: &Receiver<Chunk>, outputs: &Sender<ChunkOutput>, option
                         if expected.is_some_and(|format| format != event.format) {
                             event.flags.insert(EventFlags::PARSE_ERROR);
                         }
-                        handle(&mut event, &mut output);
+                        handle(&mut event, &mut output, skip);
                     }
                     seq += 1;
                     start = end + 1;

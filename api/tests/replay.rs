@@ -261,3 +261,98 @@ fn a_rejected_rule_stops_the_replay_with_its_reason() {
         String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/cairn-replay-input.log")
     );
 }
+
+/// Skipping lines that contain none of the rules' literals must not change any alert: the same
+/// rules over the same lines, with and without the skip.
+#[test]
+fn skipping_unmatchable_lines_gives_the_same_alerts() {
+    use cairn_api::replay::{Input, InputFormat, ReplayOptions, run};
+    use cairn_api::signatures::{RuleSet, RuleSources};
+
+    let data = TempDir::new("replay-skip");
+    let rules = data.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        concat!(
+            "title: keyword\nid: 11111111-1111-4111-8111-111111111111\nlevel: medium\n",
+            "logsource: {product: linux}\ndetection:\n    keywords: ['session opened', 'UFW BLOCK']\n",
+            "    condition: keywords\n---\n",
+            "title: app and message\nid: 22222222-2222-4222-8222-222222222222\nlevel: medium\n",
+            "logsource: {product: linux}\ndetection:\n    selection:\n        program: sudo\n",
+            "        message|contains: 'Failed password'\n    condition: selection\n---\n",
+            "title: host\nid: 33333333-3333-4333-8333-333333333333\nlevel: medium\n",
+            "logsource: {product: linux}\ndetection:\n    selection:\n        hostname|startswith: SRV1\n",
+            "    condition: selection\n",
+        ),
+    )
+    .expect("write rules");
+    let bruteforce = fixture("sshd_bruteforce_correlation.yml");
+    let (set, problems) = RuleSet::load(&RuleSources {
+        builtin: false,
+        paths: vec![rules, bruteforce],
+        options: cairn_correlate::CompileOptions::default(),
+    });
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(
+        set.matcher.header_literals().is_some(),
+        "these rules only need header literals, so the skip is exercised"
+    );
+    // The sshd sample, plus the 182 curated lines of real syslog variants (with lines that hit
+    // each rule's literals in mixed case, and JSON bodies).
+    let curated = data.path().join("curated.log");
+    let mut text = String::new();
+    let jsonl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/syslog/curated_syslog_lines.jsonl"),
+    )
+    .expect("curated lines");
+    for line in jsonl.lines() {
+        let record: Value = serde_json::from_str(line).expect("jsonl");
+        if let Some(line) = record["line"].as_str() {
+            text.push_str(&line.replace(['\n', '\r'], " "));
+            text.push('\n');
+        }
+    }
+    text.push_str("<38>Mar  3 10:00:00 srv1 sudo: FAILED PASSWORD for x\n");
+    text.push_str(
+        "<38>Mar  3 10:00:01 web sudo: pam_unix(sudo:session): Session Opened for root\n",
+    );
+    text.push_str("<38>Mar  3 10:00:02 web kernel: [1.0] [ufw block] IN=eth0\n");
+    text.push_str("<38>Mar  3 10:00:03 web app: {\"message\":\"session\\u0020opened\"}\n");
+    std::fs::write(&curated, text).expect("write curated");
+    let inputs = vec![
+        Input::File(fixture("sshd_bench_sample.log")),
+        Input::File(curated),
+    ];
+    let matcher = std::sync::Arc::new(set.matcher);
+    let replay_with = |skip: bool| {
+        let options = ReplayOptions {
+            matcher: std::sync::Arc::clone(&matcher),
+            correlations: std::sync::Arc::clone(&set.correlations),
+            engine: cairn_correlate::EngineConfig::default(),
+            normaliser: std::sync::Arc::new(cairn_ingest::normalise::Normaliser::builtin()),
+            parse: cairn_ingest::parse::ParseOptions {
+                year: Some(2026),
+                ..cairn_ingest::parse::ParseOptions::default()
+            },
+            format: InputFormat::Auto,
+            workers: 2,
+            skip_unmatchable: skip,
+        };
+        let mut out = Vec::new();
+        let summary = run(&inputs, &options, &mut out).expect("replay");
+        (out, summary)
+    };
+    let (with_skip, summary) = replay_with(true);
+    let (without, reference) = replay_with(false);
+    assert_eq!(
+        String::from_utf8_lossy(&with_skip),
+        String::from_utf8_lossy(&without)
+    );
+    assert_eq!(summary.lines, reference.lines);
+    assert_eq!(summary.events, reference.events);
+    assert_eq!(summary.matched_events, reference.matched_events);
+    assert!(
+        summary.alerts > 24,
+        "detections and correlations: {summary:?}"
+    );
+}

@@ -322,6 +322,43 @@ impl Matcher {
         self.program.rules.is_empty()
     }
 
+    /// Literals of which at least one must occur in an event's message, host, app, procid or
+    /// msgid (ASCII case-insensitively) for *any* rule to match it; `None` when some rule can
+    /// match without (it is evaluated on every event, or its required literals are in other
+    /// fields). An empty list means no rule can match anything.
+    ///
+    /// Those five fields are verbatim slices of a syslog line (not of a JSON one, whose values
+    /// may be unescaped), so a line that contains none of these literals cannot match: `cairn
+    /// replay` uses this to skip extraction and matching of such lines.
+    pub fn header_literals(&self) -> Option<Vec<String>> {
+        if !self.always.is_empty() {
+            return None;
+        }
+        let mut literals = Vec::new();
+        for (needle, rules) in self.needle_rules.iter().enumerate() {
+            if rules.is_empty() {
+                continue;
+            }
+            let key = self.program.needles.get(needle)?;
+            let verbatim = matches!(
+                self.program.slots.get(key.slot as usize),
+                Some(
+                    FieldRef::Message
+                        | FieldRef::Host
+                        | FieldRef::App
+                        | FieldRef::ProcId
+                        | FieldRef::MsgId
+                )
+            );
+            // A lossily decoded line holds U+FFFD where the raw bytes do not.
+            if !verbatim || key.text.is_empty() || key.text.contains('\u{fffd}') {
+                return None;
+            }
+            literals.push(key.text.to_string());
+        }
+        Some(literals)
+    }
+
     /// Figures for `rules check`, metrics and benchmarks.
     pub fn stats(&self) -> MatcherStats {
         MatcherStats {
