@@ -27,7 +27,7 @@ use cairn_correlate::{
 };
 use cairn_ingest::decode::{NdjsonLimits, decode_ndjson};
 use cairn_ingest::normalise::Normaliser;
-use cairn_ingest::parse::{ParseOptions, parse_syslog};
+use cairn_ingest::parse::{ParseOptions, parse_syslog, syslog_timestamp};
 use cairn_ingest::{Event, EventFlags, Format, FrameMeta, Seq, Source, Timestamp};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::Serialize;
@@ -79,6 +79,8 @@ pub struct ReplayOptions {
 pub struct ReplaySummary {
     pub lines: u64,
     pub events: u64,
+    /// Lines that did not parse, among those analysed (a line no rule can match is only read
+    /// for its timestamp when [`ReplayOptions::skip_unmatchable`] is on).
     pub parse_errors: u64,
     pub rejected_lines: u64,
     pub matched_events: u64,
@@ -343,6 +345,15 @@ fn replay_worker(chunks: &Receiver<Chunk>, outputs: &Sender<ChunkOutput>, option
                             meta.flags.insert(EventFlags::TRUNCATED);
                         }
                         let skip = prefilter.skips(&frame);
+                        // A line no rule can match only matters for event time: read just its
+                        // timestamp when that is cheap and certain.
+                        if skip && let Some(ts) = syslog_timestamp(&frame, &meta, &options.parse) {
+                            output.events += 1;
+                            output.batch.saw(ts);
+                            seq += 1;
+                            start = end + 1;
+                            continue;
+                        }
                         let mut event = parse_syslog(frame, &meta, &options.parse);
                         let expected = match options.format {
                             InputFormat::Rfc5424 => Some(Format::Rfc5424),

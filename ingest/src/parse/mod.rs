@@ -34,7 +34,7 @@ pub use rfc5424::{
 };
 
 use crate::event::{
-    Event, EventFlags, Facility, Format, FrameMeta, SdElement, Severity, Span, Text,
+    Event, EventFlags, Facility, Format, FrameMeta, SdElement, Severity, Span, Text, Timestamp,
 };
 
 /// Parser settings (from config).
@@ -75,6 +75,20 @@ impl ParseOptions {
 
 thread_local! {
     static JSON_SCRATCH: RefCell<JsonScratch> = RefCell::new(JsonScratch::default());
+}
+
+/// The event time [`parse_syslog`] gives `raw`, found without parsing the rest of the frame,
+/// when that is cheap and certain: an RFC 3164 frame whose timestamp resolves. `None` means
+/// "parse the frame to know". `cairn replay` uses it for lines no rule can match.
+pub fn syslog_timestamp(raw: &[u8], meta: &FrameMeta, options: &ParseOptions) -> Option<Timestamp> {
+    let first_non_blank = raw.iter().position(|byte| !byte.is_ascii_whitespace());
+    if first_non_blank.and_then(|start| raw.get(start)) == Some(&b'{')
+        || rfc5424::looks_like_rfc5424(raw)
+        || std::str::from_utf8(raw).is_err()
+    {
+        return None;
+    }
+    rfc3164::leading_timestamp(raw, &options.default_tz, meta.received_at, options.year)
 }
 
 /// Parses one syslog frame (any supported format). Never fails and never panics.

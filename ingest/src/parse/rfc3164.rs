@@ -89,6 +89,29 @@ fn timestamp_at(
     }
 }
 
+/// The timestamp [`parse`] finds in `bytes`, read without parsing the rest: `None` when there is
+/// none or it does not resolve (the caller then parses the frame).
+pub(crate) fn leading_timestamp(
+    bytes: &[u8],
+    tz: &TimeZone,
+    received_at: Timestamp,
+    fixed_year: Option<i32>,
+) -> Option<Timestamp> {
+    let mut index = 0;
+    let priority = parse_pri(bytes);
+    if let Some((_, used)) = priority {
+        index = used;
+    }
+    let mut end = bytes.len();
+    while end > index && matches!(bytes.get(end - 1), Some(b'\n' | b'\r' | b'\0')) {
+        end -= 1;
+    }
+    if priority.is_some() && is_repeat_notice(bytes.get(index..end).unwrap_or_default()) {
+        return None;
+    }
+    find_timestamp(bytes, index, tz, received_at, fixed_year)?.0
+}
+
 /// `fixed_year` is the year of a timestamp that has none; `None` infers it from `received_at`.
 pub(crate) fn parse(
     text: &str,

@@ -392,3 +392,71 @@ fn fixed_year_overrides_inference() {
     );
     assert_eq!(own.ts.to_rfc3339(), "2020-01-02T03:04:05Z");
 }
+
+/// `syslog_timestamp` is a shortcut: whenever it answers, it answers what `parse_syslog` gives.
+fn assert_timestamp_shortcut_agrees(line: &[u8], options: &ParseOptions) -> bool {
+    let Some(quick) = syslog_timestamp(line, &meta(), options) else {
+        return false;
+    };
+    let event = parse_syslog(Bytes::copy_from_slice(line), &meta(), options);
+    assert_eq!(quick, event.ts, "{:?}", String::from_utf8_lossy(line));
+    true
+}
+
+#[test]
+fn timestamp_shortcut_agrees_with_the_parser_on_every_fixture_line() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/syslog");
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for name in ["curated_syslog_lines.jsonl", "rsyslog_parser_vectors.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(name)).expect("fixture");
+        for record in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(record).expect("jsonl");
+            if let Some(line) = value["line"].as_str() {
+                lines.push(line.as_bytes().to_vec());
+            }
+            for input in value["inputs"].as_array().into_iter().flatten() {
+                if let Some(line) = input.as_str() {
+                    lines.push(line.as_bytes().to_vec());
+                }
+            }
+        }
+    }
+    lines.push(b"Nov  1 00:00:02 srv32 sudo[51293]: Failed password for bob".to_vec());
+    lines.push(b"<13>Feb 30 10:00:00 h a: impossible date".to_vec());
+    lines.push(b"<13>last message repeated 3 times".to_vec());
+    let fixed = ParseOptions {
+        year: Some(2026),
+        ..ParseOptions::default()
+    };
+    let mut answered = 0;
+    for line in &lines {
+        for options in [&ParseOptions::default(), &fixed] {
+            answered += usize::from(assert_timestamp_shortcut_agrees(line, options));
+        }
+    }
+    assert!(answered > 50, "the shortcut answered only {answered} times");
+}
+
+proptest::proptest! {
+    #[test]
+    fn timestamp_shortcut_agrees_with_the_parser_on_random_lines(
+        pri in proptest::option::of(0u8..200),
+        month in proptest::sample::select(vec!["Jan", "Feb", "Nov", "Dec", "Foo"]),
+        day in 0u8..33,
+        pad in proptest::bool::ANY,
+        hour in 0u8..26,
+        rest in "[ -~]{0,40}",
+        spaces in 0usize..3,
+    ) {
+        let mut line = String::new();
+        if let Some(pri) = pri {
+            line.push_str(&format!("<{pri}>"));
+        }
+        line.push_str(&" ".repeat(spaces));
+        let day = if pad { format!("{day:>2}") } else { day.to_string() };
+        line.push_str(&format!("{month} {day} {hour:02}:10:59{rest}"));
+        let fixed = ParseOptions { year: Some(2024), ..ParseOptions::default() };
+        assert_timestamp_shortcut_agrees(line.as_bytes(), &ParseOptions::default());
+        assert_timestamp_shortcut_agrees(line.as_bytes(), &fixed);
+    }
+}
