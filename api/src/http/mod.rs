@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use cairn_correlate::incident::IncidentHandle;
 use cairn_index::EventIndex;
 use cairn_ingest::batch::{SeqAllocator, Work};
+use cairn_ingest::listeners::WalSink;
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::queue::BatchQueue;
 use cairn_ingest::stats::Stats;
@@ -50,6 +51,7 @@ struct StateInner {
     index: Arc<EventIndex>,
     stats: Arc<Stats>,
     work_queue: BatchQueue<Work>,
+    wal: WalSink,
     depths: DepthProbe,
     signatures: Arc<Signatures>,
     seqs: SeqAllocator,
@@ -76,6 +78,7 @@ impl AppState {
         index: Arc<EventIndex>,
         stats: Arc<Stats>,
         work_queue: BatchQueue<Work>,
+        wal: WalSink,
         depths: DepthProbe,
         signatures: Arc<Signatures>,
         seqs: SeqAllocator,
@@ -87,6 +90,7 @@ impl AppState {
                 index,
                 stats,
                 work_queue,
+                wal,
                 depths,
                 signatures,
                 seqs,
@@ -113,8 +117,9 @@ impl AppState {
             .set(IncidentRoutes { handle, shutdown });
     }
 
+    /// Ready once started, until stopping, and while the WAL takes writes.
     fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::SeqCst)
+        self.inner.ready.load(Ordering::SeqCst) && !self.inner.wal.wal.is_failed()
     }
 }
 
