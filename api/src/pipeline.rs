@@ -306,9 +306,10 @@ fn indexer_loop(
     let mut last_seq = Seq(0);
     let mut last_commit = Instant::now();
     loop {
+        // At most POLL: a closed queue is only noticed when a wait ends.
         let wait = commit_interval
             .saturating_sub(last_commit.elapsed())
-            .max(Duration::from_millis(1));
+            .clamp(Duration::from_millis(1), POLL);
         let closed = match index_queue.pop_timeout(wait) {
             Ok((range, batch)) => {
                 let count = batch.len() as u64;
