@@ -170,8 +170,7 @@ pub fn corruption_hint(error: &WalError) -> Option<String> {
         return None;
     };
     Some(format!(
-        "move {} out of the way (e.g. rename it to {}.corrupt) and start again; the events in \
-         that segment are lost, everything else is kept",
+        "rename {} to {}.corrupt and start again (only the events in that segment are lost)",
         path.display(),
         path.display()
     ))

@@ -28,9 +28,13 @@ use std::time::{Duration, Instant};
 use common::{Cairn, DEADLINE, TempDir, all_events, http_request, unique_token};
 use serde_json::Value;
 
-/// Writes `text` as the config file `name` next to the data dir and returns the CLI args for it.
+/// Writes `text` as a config file in `dir` and returns the CLI args for it.
 fn config_args(dir: &Path, text: &str) -> Vec<String> {
-    let path = dir.join("cairn.toml");
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let path = dir.join(format!("cairn-{unique}.toml"));
     std::fs::write(&path, text).expect("write config");
     vec![
         "--config".to_string(),
@@ -368,6 +372,12 @@ fn a_corrupt_record_in_an_earlier_segment_stops_the_start_with_the_way_out() {
 
     // The way out: move the segment aside; its events are lost, all others are replayed.
     std::fs::rename(victim, victim.with_extension("seg.corrupt")).expect("move aside");
+    let config = config_args(
+        data.path(),
+        "[index]\ncommit_interval_ms = 100\n\
+         [wal]\nmax_segment_mb = 2\nmax_record_mb = 1\n\
+         [http]\nmax_line_bytes = 65536\n",
+    );
     let cairn = Cairn::start(&data_dir, &args(&config));
     let stats = quiescent(&cairn);
     let counts = id_counts(&cairn, &token);
