@@ -116,6 +116,9 @@ pub struct WalSection {
     /// Test only, never in production: pretend the WAL's disk has only this many bytes left
     /// (appends beyond fail as "disk full"). Unset by default.
     pub debug_fault_disk_budget_bytes: Option<u64>,
+    /// Test only, never in production: every WAL fsync fails once this many bytes were written
+    /// (the WAL then stops for good, as after a real failed fsync). Unset by default.
+    pub debug_fault_fail_fsync_after_bytes: Option<u64>,
 }
 
 impl Default for WalSection {
@@ -126,7 +129,31 @@ impl Default for WalSection {
             max_segment_mb: 128,
             max_record_mb: 32,
             debug_fault_disk_budget_bytes: None,
+            debug_fault_fail_fsync_after_bytes: None,
         }
+    }
+}
+
+/// The `debug_fault_fail_fsync_after_bytes` fault: fsyncs fail once `threshold` bytes were
+/// written.
+#[derive(Debug)]
+struct FailSyncsAfter {
+    written: std::sync::atomic::AtomicU64,
+    threshold: u64,
+}
+
+impl cairn_ingest::wal::FaultInjection for FailSyncsAfter {
+    fn writable_bytes(&self, len: usize) -> usize {
+        self.written
+            .fetch_add(len as u64, std::sync::atomic::Ordering::SeqCst);
+        len
+    }
+
+    fn before_sync(&self) -> std::io::Result<()> {
+        if self.written.load(std::sync::atomic::Ordering::SeqCst) >= self.threshold {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        Ok(())
     }
 }
 
@@ -186,11 +213,26 @@ impl WalSection {
                 ),
             });
         }
-        let fault_injection = self.debug_fault_disk_budget_bytes.map(|budget| {
-            let budget: std::sync::Arc<dyn cairn_ingest::wal::FaultInjection> =
-                std::sync::Arc::new(DiskBudget::new(budget));
-            budget
-        });
+        let fault_injection: Option<std::sync::Arc<dyn cairn_ingest::wal::FaultInjection>> = match (
+            self.debug_fault_disk_budget_bytes,
+            self.debug_fault_fail_fsync_after_bytes,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "wal.debug_fault_fail_fsync_after_bytes",
+                    message: "set at most one debug fault".to_string(),
+                });
+            }
+            (Some(budget), None) => Some(std::sync::Arc::new(DiskBudget::new(budget))),
+            (None, Some(threshold)) => Some(std::sync::Arc::new(FailSyncsAfter {
+                written: std::sync::atomic::AtomicU64::new(0),
+                threshold,
+            })),
+            (None, None) => None,
+        };
+        if fault_injection.is_some() {
+            tracing::warn!("wal: a debug fault is configured; never do this in production");
+        }
         Ok(WalOptions {
             fsync,
             max_segment_bytes: self.max_segment_mb << 20,

@@ -574,9 +574,108 @@ fn a_full_disk_refuses_http_with_503_drops_udp_counted_and_pauses_tcp() {
 
     // Space is back: everything acknowledged is there exactly once.
     let cairn = Cairn::start(&data_dir, &[]);
+    quiescent(&cairn);
     let counts = id_counts(&cairn, &token);
     let found: BTreeSet<String> = counts.keys().cloned().collect();
     assert_eq!(found, acknowledged);
     assert!(counts.values().all(|count| *count == 1));
+    cairn.stop();
+}
+
+#[test]
+fn a_failed_fsync_stops_ingest_and_readiness_and_loses_nothing_acknowledged() {
+    let data = TempDir::new("walfsync");
+    let failing = config_args(
+        data.path(),
+        "[wal]\ndebug_fault_fail_fsync_after_bytes = 40000\nfsync = \"always\"\n\
+         [index]\ncommit_interval_ms = 100\n",
+    );
+    let data_dir = data.path().join("data");
+    let token = unique_token("fsync");
+    let cairn = Cairn::start(&data_dir, &args(&failing));
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = None;
+    for post in 0..100 {
+        let ids: Vec<String> = (0..10).map(|n| format!("p{post}n{n}")).collect();
+        let response = cairn.post("/api/v1/ingest", &[], &ndjson(&token, &ids, 400));
+        match response.status {
+            200 => acknowledged.extend(ids),
+            503 => {
+                refused = Some(response);
+                break;
+            }
+            other => panic!("unexpected {other}: {}", response.text()),
+        }
+    }
+    let refused = refused.expect("the fsync never failed");
+    assert_eq!(
+        refused.json()["error"]["code"],
+        "unavailable",
+        "{}",
+        refused.text()
+    );
+    assert!(!acknowledged.is_empty());
+    let ready = cairn.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().contains("fsync"), "{}", ready.text());
+    let metrics = cairn.get("/metrics").text();
+    assert!(metrics.contains("cairn_wal_failed 1"), "{metrics}");
+    // The process must be restarted; the records on disk are recovered then.
+    let _ = cairn.kill();
+    let cairn = Cairn::start(&data_dir, &[]);
+    let stats = quiescent(&cairn);
+    assert!(
+        stats["replayed"].as_u64().unwrap_or(0) >= acknowledged.len() as u64,
+        "{stats}"
+    );
+    let counts = id_counts(&cairn, &token);
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    assert!(counts.values().all(|count| *count == 1));
+    cairn.stop();
+}
+
+#[test]
+fn a_body_larger_than_a_wal_record_is_split_and_replays_after_a_crash() {
+    let data = TempDir::new("walsplit");
+    // No commit before the kill: everything comes back from the WAL.
+    let config = config_args(
+        data.path(),
+        "[index]\ncommit_interval_ms = 600000\n\
+         [wal]\nmax_segment_mb = 4\nmax_record_mb = 1\n\
+         [http]\nmax_line_bytes = 65536\n",
+    );
+    let data_dir = data.path().join("data");
+    let token = unique_token("split");
+    let cairn = Cairn::start(&data_dir, &args(&config));
+    let ids: Vec<String> = (0..3000).map(|n| format!("n{n}")).collect();
+    let body = ndjson(&token, &ids, 1000);
+    assert!(body.len() > 3 << 20);
+    let response = cairn.post("/api/v1/ingest", &[], &body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()["accepted"], 3000);
+    let stats = cairn.stats();
+    assert!(
+        stats["wal"]["appended_records"].as_u64().unwrap_or(0) >= 4,
+        "one record per MiB: {stats}"
+    );
+    cairn.kill();
+    let config = config_args(
+        data.path(),
+        "[index]\ncommit_interval_ms = 100\n[http]\nmax_line_bytes = 65536\n[wal]\nmax_segment_mb = 4\nmax_record_mb = 1\n",
+    );
+    let cairn = Cairn::start(&data_dir, &args(&config));
+    let stats = quiescent(&cairn);
+    assert_eq!(stats["replayed"], 3000, "{stats}");
+    let counts = id_counts(&cairn, &token);
+    assert_eq!(counts.len(), 3000);
+    assert!(counts.values().all(|count| *count == 1));
+    // Replayed NDJSON lines decode as they did when accepted.
+    let one = cairn.search(&format!("{token} AND n1234"), "");
+    assert_eq!(one["events"][0]["app"], "waltest", "{one}");
+    assert_eq!(one["events"][0]["source"], "http_ndjson", "{one}");
     cairn.stop();
 }
