@@ -258,6 +258,13 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_duplicates_none() {
             .all(|id| http_sent.contains(id) || id.contains('a') || id.contains('c')),
         "unknown ids"
     );
+    // Sequence numbers are never handed out twice, across crashes and replays.
+    let seqs: Vec<u64> = all_events(&cairn, &token)
+        .iter()
+        .map(|event| event["seq"].as_u64().expect("seq"))
+        .collect();
+    let unique_seqs: BTreeSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(unique_seqs.len(), seqs.len(), "a seq was reused");
     // One document per event in the whole index: no duplicate under another query either.
     let total: usize = counts.values().sum();
     assert_eq!(stats["index_docs"].as_u64(), Some(total as u64), "{stats}");
