@@ -6,6 +6,6 @@
 pub mod config;
 pub mod http;
 pub mod pipeline;
-pub mod replay;
 pub mod server;
 pub mod signatures;
+pub mod wal_replay;

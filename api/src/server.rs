@@ -2,7 +2,7 @@
 //! and shuts everything down in order.
 //!
 //! Start order: index → WAL → incident store and service → pipeline → WAL replay (see
-//! [`crate::replay`]) → listeners → HTTP → ready. Stop order (on the shutdown token): not ready →
+//! [`crate::wal_replay`]) → listeners → HTTP → ready. Stop order (on the shutdown token): not ready →
 //! listeners and HTTP stop accepting (incident event streams end) → pipeline drains and commits →
 //! WAL closes → the incident service drains its alerts, commits and closes the store. The whole
 //! stop is bounded by [`SHUTDOWN_GRACE`].
@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{AppState, HttpLimits, router};
 use crate::pipeline::{IndexerWal, Pipeline, PipelineConfig};
-use crate::replay::{close_wal, corruption_hint, open_wal, replay, replay_start};
 use crate::signatures::Signatures;
+use crate::wal_replay::{close_wal, corruption_hint, open_wal, replay, replay_start};
 
 /// How long a graceful stop may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
