@@ -66,6 +66,7 @@ pub struct ConfigFile {
     pub normalise: NormaliseSection,
     pub incidents: IncidentsSection,
     pub correlation: CorrelationSection,
+    pub wal: WalSection,
 }
 
 impl Default for ConfigFile {
@@ -81,6 +82,7 @@ impl Default for ConfigFile {
             normalise: NormaliseSection::default(),
             incidents: IncidentsSection::default(),
             correlation: CorrelationSection::default(),
+            wal: WalSection::default(),
         }
     }
 }
@@ -145,6 +147,163 @@ impl CorrelationSection {
             allowed_lateness: Duration::from_secs(self.allowed_lateness_secs),
             max_groups_per_rule: self.max_groups_per_rule,
             ..cairn_correlate::EngineConfig::default()
+        })
+    }
+}
+
+/// `[wal]`: the write-ahead log in `<data_dir>/wal/`. Every ingested batch is appended there
+/// before it is processed; HTTP ingest answers 2xx only once its events are durable under
+/// `fsync`.
+///
+/// ```toml
+/// [wal]
+/// fsync = "interval"        # always | interval | never
+/// fsync_interval_ms = 10
+/// max_segment_mb = 128
+/// max_record_mb = 32
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSection {
+    /// When appends are fsynced: `always` (every acknowledgement waits for an fsync, shared by
+    /// concurrent requests), `interval` (fsyncs at most every `fsync_interval_ms`; an
+    /// acknowledgement waits for the next one) or `never` (the OS writes back when it likes: a
+    /// power loss, not a crash, can lose acknowledged events). Default `interval`.
+    pub fsync: String,
+    /// Milliseconds between fsyncs under `interval`. Default 10, at least 1.
+    pub fsync_interval_ms: u64,
+    /// Segment file size, MiB; disk is reclaimed a whole segment at a time once the index has
+    /// committed past it. Default 128, at least 2.
+    pub max_segment_mb: u64,
+    /// Largest record (one batch), MiB; larger batches are split. Must be below
+    /// `max_segment_mb` and hold one `syslog.max_frame_bytes` frame and one
+    /// `http.max_line_bytes` line. Default 32.
+    pub max_record_mb: u64,
+    /// Test only, never in production: pretend the WAL's disk has only this many bytes left
+    /// (appends beyond fail as "disk full"). Unset by default.
+    pub debug_fault_disk_budget_bytes: Option<u64>,
+    /// Test only, never in production: every WAL fsync fails once this many bytes were written
+    /// (the WAL then stops for good, as after a real failed fsync). Unset by default.
+    pub debug_fault_fail_fsync_after_bytes: Option<u64>,
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        WalSection {
+            fsync: "interval".to_string(),
+            fsync_interval_ms: 10,
+            max_segment_mb: 128,
+            max_record_mb: 32,
+            debug_fault_disk_budget_bytes: None,
+            debug_fault_fail_fsync_after_bytes: None,
+        }
+    }
+}
+
+/// The `debug_fault_fail_fsync_after_bytes` fault: fsyncs fail once `threshold` bytes were
+/// written.
+#[derive(Debug)]
+struct FailSyncsAfter {
+    written: std::sync::atomic::AtomicU64,
+    threshold: u64,
+}
+
+impl cairn_ingest::wal::FaultInjection for FailSyncsAfter {
+    fn writable_bytes(&self, len: usize) -> usize {
+        self.written
+            .fetch_add(len as u64, std::sync::atomic::Ordering::SeqCst);
+        len
+    }
+
+    fn before_sync(&self) -> std::io::Result<()> {
+        if self.written.load(std::sync::atomic::Ordering::SeqCst) >= self.threshold {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        Ok(())
+    }
+}
+
+/// Room kept in a record besides the frames' bytes (payload header, per-frame lengths).
+const RECORD_SLACK_BYTES: usize = 4096;
+
+impl WalSection {
+    fn validate(
+        self,
+        max_frame_bytes: usize,
+        max_line_bytes: usize,
+    ) -> Result<cairn_ingest::wal::WalOptions, ConfigError> {
+        use cairn_ingest::wal::{DiskBudget, FsyncPolicy, WalOptions};
+        let fsync = match self.fsync.trim() {
+            "always" => FsyncPolicy::Always,
+            "interval" => {
+                if self.fsync_interval_ms == 0 || self.fsync_interval_ms > 10_000 {
+                    return Err(ConfigError::Invalid {
+                        key: "wal.fsync_interval_ms",
+                        message: "must be between 1 and 10000".to_string(),
+                    });
+                }
+                FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+            }
+            "never" => FsyncPolicy::Never,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "wal.fsync",
+                    message: format!("`{other}` is not one of always, interval, never"),
+                });
+            }
+        };
+        if !(2..=64 * 1024).contains(&self.max_segment_mb) {
+            return Err(ConfigError::Invalid {
+                key: "wal.max_segment_mb",
+                message: "must be between 2 and 65536".to_string(),
+            });
+        }
+        if self.max_record_mb == 0 || self.max_record_mb >= self.max_segment_mb.min(1025) {
+            return Err(ConfigError::Invalid {
+                key: "wal.max_record_mb",
+                message: format!(
+                    "must be at least 1, below wal.max_segment_mb ({}) and at most 1024",
+                    self.max_segment_mb
+                ),
+            });
+        }
+        let max_record_bytes = usize::try_from(self.max_record_mb << 20).unwrap_or(usize::MAX);
+        let largest_unit = max_frame_bytes.max(max_line_bytes);
+        if largest_unit.saturating_add(RECORD_SLACK_BYTES) > max_record_bytes {
+            return Err(ConfigError::Invalid {
+                key: "wal.max_record_mb",
+                message: format!(
+                    "{} MiB cannot hold one frame of syslog.max_frame_bytes ({max_frame_bytes}) \
+                     or one line of http.max_line_bytes ({max_line_bytes}); raise it or lower those",
+                    self.max_record_mb
+                ),
+            });
+        }
+        let fault_injection: Option<std::sync::Arc<dyn cairn_ingest::wal::FaultInjection>> = match (
+            self.debug_fault_disk_budget_bytes,
+            self.debug_fault_fail_fsync_after_bytes,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "wal.debug_fault_fail_fsync_after_bytes",
+                    message: "set at most one debug fault".to_string(),
+                });
+            }
+            (Some(budget), None) => Some(std::sync::Arc::new(DiskBudget::new(budget))),
+            (None, Some(threshold)) => Some(std::sync::Arc::new(FailSyncsAfter {
+                written: std::sync::atomic::AtomicU64::new(0),
+                threshold,
+            })),
+            (None, None) => None,
+        };
+        if fault_injection.is_some() {
+            tracing::warn!("wal: a debug fault is configured; never do this in production");
+        }
+        Ok(WalOptions {
+            fsync,
+            max_segment_bytes: self.max_segment_mb << 20,
+            max_record_bytes,
+            fault_injection,
         })
     }
 }
@@ -562,6 +721,8 @@ pub struct Config {
     pub incidents: cairn_correlate::incident::IncidentPolicy,
     /// `[correlation]`.
     pub correlation: cairn_correlate::EngineConfig,
+    /// `[wal]`.
+    pub wal: cairn_ingest::wal::WalOptions,
 }
 
 impl ConfigFile {
@@ -632,6 +793,9 @@ impl ConfigFile {
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
         let incidents = self.incidents.validate()?;
         let correlation = self.correlation.validate()?;
+        let wal = self
+            .wal
+            .validate(self.syslog.max_frame_bytes, self.http.max_line_bytes)?;
         let normaliser = cairn_ingest::normalise::Normaliser::new(self.normalise.pattern)
             .map(std::sync::Arc::new)
             .map_err(|error| ConfigError::Invalid {
@@ -702,6 +866,7 @@ impl ConfigFile {
             normaliser,
             incidents,
             correlation,
+            wal,
         })
     }
 }
@@ -932,6 +1097,57 @@ servce = \"x\"
 ",
         )
         .expect_err("unknown key");
+        assert!(error.contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn wal_section_defaults_and_validation() {
+        let config = ConfigFile::from_toml("")
+            .expect("toml")
+            .validate()
+            .expect("defaults");
+        assert_eq!(
+            config.wal.fsync,
+            cairn_ingest::wal::FsyncPolicy::Interval(Duration::from_millis(10))
+        );
+        assert_eq!(config.wal.max_segment_bytes, 128 << 20);
+        assert_eq!(config.wal.max_record_bytes, 32 << 20);
+        assert!(config.wal.fault_injection.is_none());
+        let config = ConfigFile::from_toml(
+            "[wal]\nfsync = \"always\"\nmax_segment_mb = 4\nmax_record_mb = 2\n",
+        )
+        .expect("toml")
+        .validate()
+        .expect("valid");
+        assert_eq!(config.wal.fsync, cairn_ingest::wal::FsyncPolicy::Always);
+        config
+            .wal
+            .validate()
+            .expect("the wal accepts what config accepts");
+        for (text, key) in [
+            ("fsync = \"sometimes\"", "wal.fsync"),
+            ("fsync_interval_ms = 0", "wal.fsync_interval_ms"),
+            ("max_segment_mb = 1", "wal.max_segment_mb"),
+            ("max_record_mb = 0", "wal.max_record_mb"),
+            ("max_segment_mb = 8\nmax_record_mb = 8", "wal.max_record_mb"),
+        ] {
+            let error = ConfigFile::from_toml(&format!("[wal]\n{text}\n"))
+                .expect("toml")
+                .validate()
+                .expect_err(text);
+            assert!(error.to_string().contains(key), "{text}: {error}");
+        }
+        let error = ConfigFile::from_toml(
+            "[wal]\nmax_segment_mb = 4\nmax_record_mb = 1\n[syslog]\nmax_frame_bytes = 2000000\n",
+        )
+        .expect("toml")
+        .validate()
+        .expect_err("a frame must fit in a record");
+        assert!(
+            error.to_string().contains("syslog.max_frame_bytes"),
+            "{error}"
+        );
+        let error = ConfigFile::from_toml("[wal]\nfsync_ms = 1\n").expect_err("unknown key");
         assert!(error.contains("unknown field"), "{error}");
     }
 

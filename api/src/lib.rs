@@ -10,3 +10,4 @@ pub mod pipeline;
 pub mod replay;
 pub mod server;
 pub mod signatures;
+pub mod wal_replay;

@@ -1,18 +1,25 @@
 //! The pipeline's OS threads: parse workers and the indexer.
 //!
 //! ```text
-//! listeners ──Work──► work queue ──► parse workers (N threads: parse, normalise, match) ──EventBatch──► index queue ──► indexer
-//!                                         │ observations, detection alerts
-//!                                         ▼
-//!                                    correlation stage ──► engine ──► alerts ──► incident service
+//! listeners ──Work──► work queue ──► parse workers (N threads: parse, normalise, match) ──(Appended, EventBatch)──► index queue ──► indexer
+//!     │                                   │ observations, detection alerts                                                     ▲
+//!     │                                   ▼                                                                                    │
+//!     │                              correlation stage ──► engine ──► alerts ──► incident service                              │
+//!     └─────────────────────────────── skips (records appended but never queued) ──────────────────────────────────────────────┘
 //! ```
 //!
 //! Both queues are bounded; the work queue is where backpressure is felt by senders (TCP pauses,
 //! HTTP 429, UDP drops). Workers block on the index queue when the indexer falls behind, which
 //! fills the work queue in turn. Nothing on the per-event path takes a lock.
 //!
-//! The indexer commits every `commit_interval` (when anything was added) with a payload naming the
-//! highest sequence number in the commit, and counts events as `indexed` only once committed.
+//! Every work item carries the WAL range of its record. Workers finish out of order, so the
+//! indexer puts batches back into WAL order with a [`Sequencer`] and adds to the index only what
+//! it releases. It commits every `commit_interval` (when anything was added or the position
+//! moved): first [`Wal::sync`] (the index never gets ahead of the WAL's durable end), then the
+//! commit with `wal_position` = the sequencer's next position ("everything before it is
+//! indexed") and the highest sequence number, then [`Wal::truncate_before`] that position.
+//! Events count as `indexed` only once committed. After a crash the index holds exactly the
+//! records before its `wal_position` and replay resumes there: exactly once.
 //! Shutdown: close the work queue, let workers drain it, stop the correlation stage, close the
 //! index queue, let the indexer drain it and commit one last time.
 
@@ -21,11 +28,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn_index::{CommitPayload, EventIndex};
-use cairn_ingest::batch::Work;
+use cairn_ingest::batch::{Work, WorkInput};
+use cairn_ingest::decode::ndjson::{NdjsonLimits, decode_ndjson};
 use cairn_ingest::normalise::Normaliser;
 use cairn_ingest::parse::{ParseOptions, parse_syslog};
 use cairn_ingest::queue::{BatchQueue, PopError};
 use cairn_ingest::stats::{DropReason, Stats};
+use cairn_ingest::wal::{Appended, Position, Sequencer, Wal};
 use cairn_ingest::{Event, EventBatch, EventFlags, Seq, Text};
 
 use crate::correlation::{CorrelationInput, CorrelationProbe, CorrelationStage};
@@ -42,11 +51,25 @@ pub struct PipelineConfig {
     pub correlation: cairn_correlate::EngineConfig,
 }
 
+/// What the indexer needs of the WAL.
+#[derive(Debug)]
+pub struct IndexerWal {
+    pub wal: Arc<Wal>,
+    /// The index's committed `wal_position` (or where replay starts on an index without one):
+    /// the first record the indexer adds. Records before it are already in the index.
+    pub indexed_up_to: Position,
+    /// Ranges appended but never queued (see [`cairn_ingest::listeners::WalSink`]).
+    pub skips: crossbeam_channel::Receiver<Appended>,
+}
+
+/// A batch of events with the WAL range of the record it came from.
+pub type IndexItem = (Appended, EventBatch);
+
 /// The running pipeline threads and their queues.
 #[derive(Debug)]
 pub struct Pipeline {
     work_queue: BatchQueue<Work>,
-    index_queue: BatchQueue<EventBatch>,
+    index_queue: BatchQueue<IndexItem>,
     workers: Vec<JoinHandle<()>>,
     correlation: Option<CorrelationStage>,
     indexer: Option<JoinHandle<()>>,
@@ -56,6 +79,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 impl Pipeline {
     /// Starts the worker threads and the indexer thread (which takes the index's single writer).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         config: &PipelineConfig,
         index: Arc<EventIndex>,
@@ -64,12 +88,13 @@ impl Pipeline {
         signatures: &Arc<Signatures>,
         stats: Arc<Stats>,
         alerts: crossbeam_channel::Sender<cairn_correlate::Alert>,
+        wal: IndexerWal,
     ) -> Result<Pipeline, cairn_index::IndexError> {
         let work_queue: BatchQueue<Work> = BatchQueue::new(config.queue_batches);
         let correlation =
             CorrelationStage::start(config.correlation.clone(), alerts, config.queue_batches)
                 .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
-        let index_queue: BatchQueue<EventBatch> = BatchQueue::new(config.index_queue_batches);
+        let index_queue: BatchQueue<IndexItem> = BatchQueue::new(config.index_queue_batches);
         let parse_options = Arc::new(parse_options);
         let mut workers = Vec::with_capacity(config.workers);
         for worker_id in 0..config.workers.max(1) {
@@ -105,7 +130,15 @@ impl Pipeline {
         let indexer_stats = Arc::clone(&stats);
         let indexer = std::thread::Builder::new()
             .name("cairn-indexer".to_string())
-            .spawn(move || indexer_loop(writer, &indexer_queue, commit_interval, &indexer_stats))
+            .spawn(move || {
+                indexer_loop(
+                    writer,
+                    &indexer_queue,
+                    &wal,
+                    commit_interval,
+                    &indexer_stats,
+                );
+            })
             .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
         Ok(Pipeline {
             work_queue,
@@ -172,7 +205,7 @@ pub struct QueueDepths {
 }
 
 impl QueueDepths {
-    fn of(work: &BatchQueue<Work>, index: &BatchQueue<EventBatch>) -> QueueDepths {
+    fn of(work: &BatchQueue<Work>, index: &BatchQueue<IndexItem>) -> QueueDepths {
         QueueDepths {
             work_batches: work.len(),
             work_capacity: work.capacity(),
@@ -186,7 +219,7 @@ impl QueueDepths {
 #[derive(Debug, Clone)]
 pub struct DepthProbe {
     work: BatchQueue<Work>,
-    index: BatchQueue<EventBatch>,
+    index: BatchQueue<IndexItem>,
 }
 
 impl DepthProbe {
@@ -203,7 +236,7 @@ struct WorkerStages<'a> {
 
 fn parse_worker(
     work_queue: &BatchQueue<Work>,
-    index_queue: &BatchQueue<EventBatch>,
+    index_queue: &BatchQueue<IndexItem>,
     to_correlate: &crossbeam_channel::Sender<CorrelationInput>,
     stages: &WorkerStages<'_>,
     matcher: &mut SignatureWorker,
@@ -215,8 +248,9 @@ fn parse_worker(
             Err(PopError::Timeout) => continue,
             Err(PopError::Closed) => return,
         };
-        let mut events = match work {
-            Work::Frames(batch) => {
+        let range = work.range;
+        let mut events = match work.input {
+            WorkInput::Frames(batch) => {
                 let mut events = Vec::with_capacity(batch.frames.len());
                 for (index, frame) in batch.frames.iter().enumerate() {
                     let mut event = parse_syslog(
@@ -229,7 +263,8 @@ fn parse_worker(
                 }
                 events
             }
-            Work::Events(events) => events,
+            WorkInput::NdjsonLines(batch) => decode_replayed_lines(&batch, stages.parse_options),
+            WorkInput::Events(events) => events,
         };
         for event in &mut events {
             stages.normaliser.normalise(event);
@@ -250,10 +285,38 @@ fn parse_worker(
         }
         let total = events.len() as u64;
         stats.record_parsed(total - malformed, malformed, truncated, invalid_utf8);
-        if index_queue.push_blocking(events).is_err() {
+        if index_queue.push_blocking((range, events)).is_err() {
             stats.record_dropped(DropReason::Shutdown, total);
         }
     }
+}
+
+/// Decodes NDJSON lines read back from the WAL, one event per line, numbered as they were when
+/// accepted. A line was accepted under the limits of its time; should it not decode now (the
+/// limits were lowered), it is kept as an unparsed event rather than lost.
+fn decode_replayed_lines(
+    batch: &cairn_ingest::batch::RawBatch,
+    options: &ParseOptions,
+) -> EventBatch {
+    let limits = NdjsonLimits {
+        max_line_bytes: usize::MAX,
+        max_fields: options.max_json_fields,
+        max_depth: options.max_json_depth,
+    };
+    let mut events = Vec::with_capacity(batch.frames.len());
+    for (index, frame) in batch.frames.iter().enumerate() {
+        let meta = batch.meta(index);
+        let mut decoded = decode_ndjson(frame.bytes.clone(), &meta, &limits, options).events;
+        match decoded.pop() {
+            Some(event) if decoded.is_empty() => events.push(event),
+            _ => {
+                let mut event = Event::unparsed(frame.bytes.clone(), &meta);
+                event.flags.insert(EventFlags::PARSE_ERROR);
+                events.push(event);
+            }
+        }
+    }
+    events
 }
 
 /// A frame without a hostname (Python's SysLogHandler, many devices) is attributed to the
@@ -268,69 +331,130 @@ fn host_from_peer(event: &mut Event) {
 
 fn indexer_loop(
     mut writer: cairn_index::EventWriter,
-    index_queue: &BatchQueue<EventBatch>,
+    index_queue: &BatchQueue<IndexItem>,
+    wal: &IndexerWal,
     commit_interval: Duration,
     stats: &Stats,
 ) {
+    let mut sequencer: Sequencer<EventBatch> = Sequencer::new(wal.indexed_up_to);
+    let mut committed_position = wal.indexed_up_to;
     let mut pending = 0u64;
+    // Events inserted into the sequencer and not released yet (waiting for an earlier record).
+    let mut held_back = 0u64;
     let mut last_seq = Seq(0);
     let mut last_commit = Instant::now();
     loop {
+        // At most POLL: a closed queue is only noticed when a wait ends.
         let wait = commit_interval
             .saturating_sub(last_commit.elapsed())
-            .max(Duration::from_millis(1));
+            .clamp(Duration::from_millis(1), POLL);
         let closed = match index_queue.pop_timeout(wait) {
-            Ok(batch) => {
+            Ok((range, batch)) => {
                 let count = batch.len() as u64;
-                if let Some(max_seq) = batch.iter().map(|event| event.seq).max() {
-                    last_seq = last_seq.max(max_seq);
-                }
-                match writer.add_batch(&batch) {
-                    Ok(added) => {
-                        pending += added;
-                        stats.record_dropped(DropReason::IndexError, count.saturating_sub(added));
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, events = count, "indexing a batch failed");
-                        stats.record_dropped(DropReason::IndexError, count);
-                    }
+                match sequencer.insert(range, batch) {
+                    Ok(()) => held_back += count,
+                    // A record before the committed position: the index holds it already.
+                    Err(_duplicate) => stats.record_dropped(DropReason::AlreadyIndexed, count),
                 }
                 false
             }
             Err(PopError::Timeout) => false,
             Err(PopError::Closed) => true,
         };
+        for skipped in wal.skips.try_iter() {
+            sequencer.skip(skipped);
+        }
+        while let Some((_range, batch)) = sequencer.pop() {
+            let count = batch.len() as u64;
+            held_back -= count;
+            if let Some(max_seq) = batch.iter().map(|event| event.seq).max() {
+                last_seq = last_seq.max(max_seq);
+            }
+            match writer.add_batch(&batch) {
+                Ok(added) => {
+                    pending += added;
+                    stats.record_dropped(DropReason::IndexError, count.saturating_sub(added));
+                }
+                Err(error) => {
+                    tracing::error!(%error, events = count, "indexing a batch failed");
+                    stats.record_dropped(DropReason::IndexError, count);
+                }
+            }
+        }
         if closed || last_commit.elapsed() >= commit_interval {
-            if pending > 0 {
-                let payload = CommitPayload {
+            let position = sequencer.next();
+            if (pending > 0 || position > committed_position)
+                && commit(
+                    &mut writer,
+                    wal,
+                    position,
                     last_seq,
-                    wal_position: None,
-                };
-                let commit_started = Instant::now();
-                let committed = writer.commit(&payload);
-                let commit_took = commit_started.elapsed();
-                if commit_took > commit_interval {
-                    tracing::info!(took = ?commit_took, events = pending, "slow index commit");
-                }
-                match committed {
-                    Ok(()) => {
-                        stats.record_indexed(pending);
-                        stats.record_commit();
-                        pending = 0;
-                    }
-                    Err(error) => {
-                        // The documents stay in the writer; the next commit retries them.
-                        tracing::error!(%error, "index commit failed");
-                    }
-                }
+                    commit_interval,
+                    pending,
+                )
+            {
+                stats.record_indexed(pending);
+                stats.record_commit();
+                pending = 0;
+                committed_position = position;
+                retain_wal_from(&wal.wal, position);
             }
             last_commit = Instant::now();
         }
         if closed {
-            if pending > 0 {
-                stats.record_dropped(DropReason::IndexError, pending);
+            if pending + held_back > 0 {
+                // Not committed: the WAL still has them and the next start replays them.
+                tracing::info!(
+                    events = pending + held_back,
+                    "events left for replay at the next start"
+                );
+                stats.record_dropped(DropReason::Shutdown, pending + held_back);
             }
             return;
         }
+    }
+}
+
+/// Makes the WAL durable up to `position`, then commits the index with it. Returns whether the
+/// commit happened (on failure the documents stay in the writer; the next commit retries).
+fn commit(
+    writer: &mut cairn_index::EventWriter,
+    wal: &IndexerWal,
+    position: Position,
+    last_seq: Seq,
+    commit_interval: Duration,
+    pending: u64,
+) -> bool {
+    // The index must never name a position the WAL could lose: sync first.
+    if let Err(error) = wal.wal.sync() {
+        tracing::error!(%error, "wal sync failed, the index does not commit");
+        return false;
+    }
+    let payload = CommitPayload {
+        last_seq,
+        wal_position: Some(position.0),
+    };
+    let commit_started = Instant::now();
+    let committed = writer.commit(&payload);
+    let commit_took = commit_started.elapsed();
+    if commit_took > commit_interval {
+        tracing::info!(took = ?commit_took, events = pending, "slow index commit");
+    }
+    match committed {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(%error, "index commit failed");
+            false
+        }
+    }
+}
+
+/// Deletes WAL segments every consumer is done with. Today the index is the only consumer.
+fn retain_wal_from(wal: &Wal, index_position: Position) {
+    // Seam: when correlation snapshots its state, keep the WAL from
+    // min(index_position, correlation_snapshot_position).
+    let keep_from = index_position;
+    if let Err(error) = wal.truncate_before(keep_from) {
+        tracing::warn!(%error, "wal segments could not be deleted (retried at the next commit)");
     }
 }

@@ -1,10 +1,11 @@
 //! Wiring: opens the index, starts the pipeline threads, binds the listeners and the HTTP API,
 //! and shuts everything down in order.
 //!
-//! Start order: index → incident store and service → pipeline → listeners → HTTP → ready. Stop
-//! order (on the shutdown token): not ready → listeners and HTTP stop accepting (incident event
-//! streams end) → pipeline drains and commits → the incident service drains its alerts, commits
-//! and closes the store. The whole stop is bounded by [`SHUTDOWN_GRACE`].
+//! Start order: index → WAL → incident store and service → pipeline → WAL replay (see
+//! [`crate::wal_replay`]) → listeners → HTTP → ready. Stop order (on the shutdown token): not ready →
+//! listeners and HTTP stop accepting (incident event streams end) → pipeline drains and commits →
+//! WAL closes → the incident service drains its alerts, commits and closes the store. The whole
+//! stop is bounded by [`SHUTDOWN_GRACE`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,15 +14,17 @@ use std::time::Duration;
 use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
 use cairn_index::{EventIndex, IndexOptions};
 use cairn_ingest::batch::SeqAllocator;
-use cairn_ingest::listeners::{ListenerContext, tcp, udp};
+use cairn_ingest::listeners::{ListenerContext, WalSink, tcp, udp};
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::stats::Stats;
+use cairn_ingest::wal::{Position, WalError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::{AppState, HttpLimits, router};
-use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::pipeline::{IndexerWal, Pipeline, PipelineConfig};
 use crate::signatures::Signatures;
+use crate::wal_replay::{close_wal, corruption_hint, open_wal, replay, replay_start};
 
 /// How long a graceful stop may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -43,6 +46,11 @@ pub enum ServeError {
     Incidents(#[from] cairn_correlate::incident::IncidentError),
     #[error("cannot load rules: {0}")]
     Rules(String),
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] WalError),
+    /// A WAL segment is damaged where a crash cannot have damaged it.
+    #[error("write-ahead log: {error}; the way out: {hint}")]
+    WalCorruption { error: WalError, hint: String },
     #[error("cannot bind http on {addr}: {source}")]
     HttpBind {
         addr: SocketAddr,
@@ -99,6 +107,30 @@ pub async fn run(
         next_seq,
         "index open"
     );
+    let index_position = index
+        .last_commit()
+        .and_then(|payload| payload.wal_position)
+        .map(Position);
+    let wal_dir = config.data_dir.join("wal");
+    let wal_options = config.wal.clone();
+    let wal = tokio::task::spawn_blocking(move || open_wal(&wal_dir, wal_options, index_position))
+        .await
+        .map_err(|error| {
+            ServeError::Wal(WalError::Io {
+                path: config.data_dir.join("wal"),
+                source: std::io::Error::other(error.to_string()),
+            })
+        })?
+        .map_err(wal_start_error)?;
+    let wal = Arc::new(wal);
+    // Seam: correlation will add its snapshot position to the positions replay must cover.
+    let replay_from = replay_start(index_position, &[], wal.oldest());
+    let indexed_up_to = index_position.map_or(replay_from, |position| position.max(replay_from));
+    let (skip_sender, skip_receiver) = crossbeam_channel::unbounded();
+    let wal_sink = WalSink {
+        wal: Arc::clone(&wal),
+        skips: skip_sender,
+    };
 
     let incident_config = config.clone();
     let incidents = tokio::task::spawn_blocking(move || start_incidents(&incident_config))
@@ -138,11 +170,61 @@ pub async fn run(
         &signatures,
         Arc::clone(&stats),
         alerts_to_incidents.clone(),
+        IndexerWal {
+            wal: Arc::clone(&wal),
+            indexed_up_to,
+            skips: skip_receiver,
+        },
     )?;
-    let seqs = SeqAllocator::starting_at(next_seq);
+    let replay_wal = Arc::clone(&wal);
+    let replay_queue = pipeline.work_queue();
+    let replay_sink = wal_sink.clone();
+    let replay_stats = Arc::clone(&stats);
+    let replayed = tokio::task::spawn_blocking(move || {
+        replay(
+            &replay_wal,
+            replay_from,
+            &replay_queue,
+            &replay_sink,
+            &replay_stats,
+        )
+    })
+    .await;
+    let replayed = match replayed {
+        Ok(result) => result.map_err(wal_start_error),
+        Err(join_error) => Err(ServeError::Wal(WalError::Io {
+            path: config.data_dir.join("wal"),
+            source: std::io::Error::other(join_error.to_string()),
+        })),
+    };
+    let summary = match replayed {
+        Ok(summary) => summary,
+        Err(error) => {
+            drop(alerts_to_incidents);
+            drop(wal_sink);
+            tokio::task::spawn_blocking(move || {
+                pipeline.shutdown();
+                close_wal(wal);
+                incidents.shutdown()
+            })
+            .await
+            .ok();
+            return Err(error);
+        }
+    };
+    tracing::info!(
+        from = replay_from.0,
+        to = wal.end().0,
+        records = summary.records,
+        events = summary.events,
+        gaps = summary.gaps,
+        "wal replayed into the pipeline"
+    );
+    let seqs = SeqAllocator::starting_at(next_seq.max(summary.next_seq));
     let listener_shutdown = CancellationToken::new();
     let context = ListenerContext {
         queue: pipeline.work_queue(),
+        wal: wal_sink.clone(),
         seqs: seqs.clone(),
         stats: Arc::clone(&stats),
         shutdown: listener_shutdown.clone(),
@@ -156,6 +238,7 @@ pub async fn run(
         drop(alerts_to_incidents);
         tokio::task::spawn_blocking(move || {
             pipeline.shutdown();
+            close_wal(wal);
             incidents.shutdown()
         })
         .await
@@ -167,6 +250,7 @@ pub async fn run(
         Arc::clone(&index),
         Arc::clone(&stats),
         pipeline.work_queue(),
+        wal_sink,
         pipeline.depth_probe(),
         Arc::clone(&signatures),
         seqs,
@@ -189,6 +273,7 @@ pub async fn run(
                 drop(alerts_to_incidents);
                 tokio::task::spawn_blocking(move || {
                     pipeline.shutdown();
+                    close_wal(wal);
                     incidents.shutdown()
                 })
                 .await
@@ -231,6 +316,8 @@ pub async fn run(
         while tasks.join_next().await.is_some() {}
         let drained = tokio::task::spawn_blocking(move || {
             pipeline.shutdown();
+            // Everything the indexer committed is covered; what it did not is replayed next time.
+            close_wal(wal);
             // The pipeline (the alerts' producer) has stopped: apply what is queued and close.
             drop(alerts_to_incidents);
             incidents.shutdown()
@@ -254,6 +341,14 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// A WAL error at start-up; a corrupt segment gets the way out in its message.
+fn wal_start_error(error: WalError) -> ServeError {
+    match corruption_hint(&error) {
+        Some(hint) => ServeError::WalCorruption { error, hint },
+        None => ServeError::Wal(error),
+    }
 }
 
 async fn start_listeners(

@@ -13,14 +13,16 @@ use std::time::{Duration, Instant};
 
 use cairn_api::config::ConfigFile;
 use cairn_api::http::{AppState, HttpLimits, router};
-use cairn_api::pipeline::{Pipeline, PipelineConfig};
+use cairn_api::pipeline::{IndexerWal, Pipeline, PipelineConfig};
 use cairn_api::signatures::{RuleSources, Signatures};
 use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
 use cairn_correlate::{Alert, AlertKind, Level};
 use cairn_index::{EventIndex, IndexOptions};
 use cairn_ingest::batch::SeqAllocator;
+use cairn_ingest::listeners::WalSink;
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::stats::Stats;
+use cairn_ingest::wal::{Wal, WalOptions};
 use cairn_ingest::{Seq, Timestamp};
 use common::{Cairn, DEADLINE, HttpResponse, TempDir, http_request, url_encode};
 use crossbeam_channel::Sender;
@@ -80,6 +82,8 @@ impl App {
             paths: Vec::new(),
             options: config.rules.options.clone(),
         }));
+        let wal = Arc::new(Wal::open(data_dir.join("wal"), WalOptions::default()).expect("wal"));
+        let (skips, skip_receiver) = crossbeam_channel::unbounded();
         let pipeline = Pipeline::start(
             &PipelineConfig {
                 workers: 1,
@@ -94,12 +98,18 @@ impl App {
             &signatures,
             Arc::clone(&stats),
             service.alert_sender(),
+            IndexerWal {
+                wal: Arc::clone(&wal),
+                indexed_up_to: wal.oldest(),
+                skips: skip_receiver,
+            },
         )
         .expect("pipeline");
         let state = AppState::new(
             index,
             stats,
             pipeline.work_queue(),
+            WalSink { wal, skips },
             pipeline.depth_probe(),
             signatures,
             SeqAllocator::starting_at(1),

@@ -1,7 +1,10 @@
 //! Appliance counters. Updated per batch (not per event) with relaxed atomics; read by the API.
 //!
-//! Reconciliation at quiescence: `received = indexed + dropped (all reasons) + rejected (all
-//! reasons) + in flight`, where in flight is zero once queues are drained.
+//! Reconciliation: `received + replayed = indexed + dropped (all reasons) + rejected (all
+//! reasons) + in flight`, where in flight is zero once queues are drained. `received` counts what
+//! senders delivered to this process; `replayed` counts events read back from the WAL at start
+//! (delivered to an earlier run and not yet indexed then), so that no event is counted as
+//! received twice. All counters start at zero with the process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,14 +23,21 @@ pub enum DropReason {
     Shutdown,
     /// The index refused the document (e.g. an I/O error while adding it).
     IndexError,
+    /// The WAL could not take the batch (disk full, I/O error, stopped after a failed fsync):
+    /// UDP datagrams, and a TCP connection's batch when the WAL has stopped for good.
+    WalUnavailable,
+    /// A replayed event whose WAL record the index already holds (not indexed twice).
+    AlreadyIndexed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::FrameTooLong,
         DropReason::Shutdown,
         DropReason::IndexError,
+        DropReason::WalUnavailable,
+        DropReason::AlreadyIndexed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +46,8 @@ impl DropReason {
             DropReason::FrameTooLong => "frame_too_long",
             DropReason::Shutdown => "shutdown",
             DropReason::IndexError => "index_error",
+            DropReason::WalUnavailable => "wal_unavailable",
+            DropReason::AlreadyIndexed => "already_indexed",
         }
     }
 }
@@ -96,12 +108,13 @@ fn source_index(source: Source) -> usize {
 pub struct Stats {
     received: [AtomicU64; 4],
     received_bytes: [AtomicU64; 4],
+    replayed: AtomicU64,
     parsed: AtomicU64,
     malformed: AtomicU64,
     truncated: AtomicU64,
     invalid_utf8: AtomicU64,
     indexed: AtomicU64,
-    dropped: [AtomicU64; 4],
+    dropped: [AtomicU64; 6],
     rejected: [AtomicU64; 5],
     batches: AtomicU64,
     commits: AtomicU64,
@@ -132,6 +145,11 @@ impl Stats {
     pub fn record_received(&self, source: Source, events: u64, bytes: u64) {
         add(&self.received[source_index(source)], events);
         add(&self.received_bytes[source_index(source)], bytes);
+    }
+
+    /// `events` events were read back from the WAL at start (received by an earlier run).
+    pub fn record_replayed(&self, events: u64) {
+        add(&self.replayed, events);
     }
 
     /// Parse outcome of one batch.
@@ -218,8 +236,21 @@ impl Stats {
             .zip(&self.rejected)
             .map(|(reason, counter)| (reason.name(), get(counter)))
             .collect::<Vec<_>>();
+        let received: u64 = received_by_source.iter().map(|(_, events, _)| events).sum();
+        let replayed = get(&self.replayed);
+        let indexed = get(&self.indexed);
+        let dropped_total: u64 = dropped.iter().map(|(_, n)| n).sum();
+        let rejected_total: u64 = rejected.iter().map(|(_, n)| n).sum();
+        let inputs = received + replayed;
+        let outputs = indexed + dropped_total + rejected_total;
         StatsSnapshot {
-            received: received_by_source.iter().map(|(_, events, _)| events).sum(),
+            received,
+            replayed,
+            reconcile: Reconcile {
+                inputs,
+                outputs,
+                in_flight: inputs.saturating_sub(outputs),
+            },
             received_by_source: received_by_source
                 .iter()
                 .map(|(name, events, _)| (name.to_string(), *events))
@@ -232,13 +263,13 @@ impl Stats {
             malformed: get(&self.malformed),
             truncated: get(&self.truncated),
             invalid_utf8: get(&self.invalid_utf8),
-            indexed: get(&self.indexed),
-            dropped_total: dropped.iter().map(|(_, n)| n).sum(),
+            indexed,
+            dropped_total,
             dropped: dropped
                 .iter()
                 .map(|(name, n)| (name.to_string(), *n))
                 .collect(),
-            rejected_total: rejected.iter().map(|(_, n)| n).sum(),
+            rejected_total,
             rejected: rejected
                 .iter()
                 .map(|(name, n)| (name.to_string(), *n))
@@ -258,7 +289,12 @@ impl Stats {
 /// A point-in-time copy of [`Stats`], as served by `/api/v1/stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
+    /// Events delivered by senders to this process (HTTP: accepted and rejected lines).
     pub received: u64,
+    /// Events read back from the WAL at start, not counted in `received`.
+    pub replayed: u64,
+    /// `received + replayed` against `indexed + dropped_total + rejected_total`.
+    pub reconcile: Reconcile,
     pub received_by_source: std::collections::BTreeMap<String, u64>,
     pub received_bytes_by_source: std::collections::BTreeMap<String, u64>,
     pub parsed: u64,
@@ -278,6 +314,18 @@ pub struct StatsSnapshot {
     pub connections_idle_closed: u64,
     pub http_throttled: u64,
     pub http_body_too_large: u64,
+}
+
+/// The reconciliation of the counters: once the queues are drained, `in_flight` is zero and
+/// `inputs == outputs`. Read from relaxed counters, so a snapshot under load is approximate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reconcile {
+    /// `received + replayed`.
+    pub inputs: u64,
+    /// `indexed + dropped_total + rejected_total`.
+    pub outputs: u64,
+    /// `inputs - outputs` (zero when outputs are ahead, as a snapshot under load may be).
+    pub in_flight: u64,
 }
 
 #[cfg(test)]
@@ -302,5 +350,13 @@ mod tests {
             snapshot.received,
             snapshot.indexed + snapshot.dropped_total + snapshot.rejected_total
         );
+        assert_eq!(snapshot.reconcile.in_flight, 0);
+        stats.record_replayed(4);
+        stats.record_dropped(DropReason::WalUnavailable, 1);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.reconcile.inputs, 19);
+        assert_eq!(snapshot.reconcile.outputs, 16);
+        assert_eq!(snapshot.reconcile.in_flight, 3);
+        assert_eq!(snapshot.dropped["wal_unavailable"], 1);
     }
 }

@@ -33,6 +33,13 @@ pub enum ApiError {
     /// Not ready, or shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// Storage cannot take the request now (the WAL's disk is full, an I/O error); retry after
+    /// the given delay.
+    #[error("{message}")]
+    StorageUnavailable {
+        message: String,
+        retry_after: Duration,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -50,6 +57,9 @@ impl ApiError {
             }
             ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::StorageUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -63,7 +73,12 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
         let mut response = (status, body).into_response();
-        if let ApiError::Throttled { retry_after } = self
+        let retry_after = match self {
+            ApiError::Throttled { retry_after }
+            | ApiError::StorageUnavailable { retry_after, .. } => Some(retry_after),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -6,6 +6,16 @@
 //! The answer counts accepted and rejected lines, with the reason for each rejected one.
 //! When the pipeline is full the whole request is refused with 429 and `Retry-After` (nothing of
 //! it was taken; the client retries it as is).
+//!
+//! At least once: the accepted lines are appended to the WAL (as `NdjsonLine` records, split
+//! when larger than `max_record_bytes`) and the answer is 2xx only once they are durable under
+//! the fsync policy; then they are queued, waiting for room if need be (once in the WAL they are
+//! never refused). A full disk or an I/O error answers 503 with `Retry-After`, a WAL stopped for
+//! good 503; in both cases the client retries the whole body (some of it may then be indexed
+//! twice, which at-least-once allows). The WAL write and the queueing run in their own task, so
+//! a client that hangs up cannot leave a record appended but never queued.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -13,12 +23,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use cairn_ingest::batch::Work;
+use cairn_ingest::batch::{RawBatch, RawFrame, Work, WorkInput};
 use cairn_ingest::decode::gzip::gunzip_limited;
 use cairn_ingest::decode::ndjson::{NdjsonLimits, NdjsonOutcome, decode_ndjson};
-use cairn_ingest::queue::PushError;
-use cairn_ingest::stats::Stats;
-use cairn_ingest::{EventFlags, FrameMeta, IngestError, Seq, Source, Timestamp};
+use cairn_ingest::listeners::WalSink;
+use cairn_ingest::queue::BatchQueue;
+use cairn_ingest::stats::{DropReason, Stats};
+use cairn_ingest::wal::{FrameFormat, WalError};
+use cairn_ingest::{Event, EventFlags, FrameMeta, IngestError, Seq, Source, Timestamp};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
@@ -92,23 +104,28 @@ pub(super) async fn ingest(
 
     let accepted = events.len();
     if accepted > 0 {
+        let queue = &state.inner.work_queue;
+        if queue.len() >= queue.capacity() {
+            stats.http_throttled();
+            return Err(ApiError::Throttled {
+                retry_after: limits.retry_after,
+            });
+        }
         let first = state.inner.seqs.allocate(accepted);
         for (offset, event) in events.iter_mut().enumerate() {
             event.seq = Seq(first.0 + offset as u64);
         }
-        let bytes: usize = events.iter().map(|event| event.raw.len()).sum();
-        match state.inner.work_queue.try_push(Work::Events(events)) {
-            Ok(()) => stats.record_received(Source::HttpNdjson, accepted as u64, bytes as u64),
-            Err(PushError::Full(_)) => {
-                stats.http_throttled();
-                return Err(ApiError::Throttled {
-                    retry_after: limits.retry_after,
-                });
-            }
-            Err(PushError::Closed(_)) => {
-                return Err(ApiError::Unavailable("cairn is shutting down".to_string()));
-            }
-        }
+        let logging = tokio::spawn(log_and_queue(
+            state.inner.wal.clone(),
+            queue.clone(),
+            Arc::clone(stats),
+            events,
+            base.received_at,
+        ));
+        logging
+            .await
+            .map_err(|error| ApiError::Internal(format!("ingest task failed: {error}")))?
+            .map_err(|error| wal_error(error, limits.retry_after))?;
     }
     stats.record_received(Source::HttpNdjson, rejected.len() as u64, 0);
     for rejection in &rejected {
@@ -133,6 +150,88 @@ pub(super) async fn ingest(
             .collect(),
     };
     Ok((status, Json(response)).into_response())
+}
+
+/// Appends the accepted events' lines to the WAL, waits until they are durable, and queues them.
+/// Counts as received every event whose record was appended.
+///
+/// # Errors
+/// The WAL's error when a record could not be appended or made durable. Records appended
+/// before the failure are queued all the same (they are in the WAL; a retry by the client
+/// duplicates them, which at-least-once allows).
+async fn log_and_queue(
+    wal: WalSink,
+    queue: BatchQueue<Work>,
+    stats: Arc<Stats>,
+    events: Vec<Event>,
+    received_at: Timestamp,
+) -> Result<(), WalError> {
+    let lines = RawBatch {
+        source: Source::HttpNdjson,
+        peer: None,
+        peers: Vec::new(),
+        received_at,
+        first_seq: events.first().map_or(Seq(0), |event| event.seq),
+        frames: events
+            .iter()
+            .map(|event| RawFrame {
+                bytes: event.raw.clone(),
+                flags: EventFlags::empty(),
+            })
+            .collect(),
+    };
+    let parts = lines.split_to_fit(wal.wal.options().max_record_bytes);
+    let mut appended = Vec::with_capacity(parts.len());
+    let mut failure = None;
+    for part in &parts {
+        match wal.wal.append(FrameFormat::NdjsonLine, part) {
+            Ok(range) => appended.push((range, part.frames.len(), part.byte_len())),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let durable = match appended.last() {
+        Some((last, _, _)) => wal.wal.wait_durable(last.end).await,
+        None => Ok(()),
+    };
+    let mut events = events.into_iter();
+    for (range, count, bytes) in appended {
+        let chunk: Vec<Event> = events.by_ref().take(count).collect();
+        stats.record_received(Source::HttpNdjson, count as u64, bytes as u64);
+        if durable.is_err() {
+            // Not known to be on disk: the client is told to retry; not indexed by this run.
+            wal.skip(range);
+            stats.record_dropped(DropReason::WalUnavailable, count as u64);
+            continue;
+        }
+        let work = Work {
+            range,
+            input: WorkInput::Events(chunk),
+        };
+        if queue.push(work).await.is_err() {
+            // Durable in the WAL: the next start replays it.
+            stats.record_dropped(DropReason::Shutdown, count as u64);
+        }
+    }
+    durable?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// What the client is told when the WAL refused.
+fn wal_error(error: WalError, retry_after: std::time::Duration) -> ApiError {
+    match error {
+        WalError::DiskFull { .. } | WalError::Io { .. } => ApiError::StorageUnavailable {
+            message: format!("cannot store the events now: {error}"),
+            retry_after,
+        },
+        WalError::RecordTooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+        other => ApiError::Unavailable(format!("cannot store the events: {other}")),
+    }
 }
 
 /// Applies `Content-Encoding` (gzip or identity).

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use cairn_correlate::incident::IncidentHandle;
 use cairn_index::EventIndex;
 use cairn_ingest::batch::{SeqAllocator, Work};
+use cairn_ingest::listeners::WalSink;
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::queue::BatchQueue;
 use cairn_ingest::stats::Stats;
@@ -50,6 +51,7 @@ struct StateInner {
     index: Arc<EventIndex>,
     stats: Arc<Stats>,
     work_queue: BatchQueue<Work>,
+    wal: WalSink,
     depths: DepthProbe,
     signatures: Arc<Signatures>,
     seqs: SeqAllocator,
@@ -78,6 +80,7 @@ impl AppState {
         index: Arc<EventIndex>,
         stats: Arc<Stats>,
         work_queue: BatchQueue<Work>,
+        wal: WalSink,
         depths: DepthProbe,
         signatures: Arc<Signatures>,
         seqs: SeqAllocator,
@@ -89,6 +92,7 @@ impl AppState {
                 index,
                 stats,
                 work_queue,
+                wal,
                 depths,
                 signatures,
                 seqs,
@@ -122,8 +126,9 @@ impl AppState {
         let _ = self.inner.correlation.set(probe);
     }
 
+    /// Ready once started, until stopping, and while the WAL takes writes.
     fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::SeqCst)
+        self.inner.ready.load(Ordering::SeqCst) && !self.inner.wal.wal.is_failed()
     }
 }
 

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_ingest::stats::StatsSnapshot;
+use cairn_ingest::wal::WalStatsSnapshot;
 use serde::Serialize;
 use serde_json::json;
 
@@ -18,6 +19,7 @@ pub(super) struct StatsResponse {
     #[serde(flatten)]
     counters: StatsSnapshot,
     queues: QueueDepths,
+    wal: WalStatus,
     index_docs: u64,
     uptime_secs: u64,
     correlation: CorrelationFigures,
@@ -60,10 +62,33 @@ impl From<cairn_correlate::EngineStats> for CorrelationFigures {
     }
 }
 
+/// The WAL's counters and positions.
+#[derive(Debug, Serialize)]
+struct WalStatus {
+    #[serde(flatten)]
+    counters: WalStatsSnapshot,
+    /// Position after the last record written.
+    end: u64,
+    /// Position up to which records are fsynced.
+    durable: u64,
+    /// Position of the oldest record kept.
+    oldest: u64,
+    /// True after a failed fsync: no more writes until restart.
+    failed: bool,
+}
+
 fn collect(state: &AppState) -> StatsResponse {
+    let wal = &state.inner.wal.wal;
     StatsResponse {
         counters: state.inner.stats.snapshot(),
         queues: state.inner.depths.depths(),
+        wal: WalStatus {
+            counters: wal.stats(),
+            end: wal.end().0,
+            durable: wal.durable().0,
+            oldest: wal.oldest().0,
+            failed: wal.is_failed(),
+        },
         index_docs: state.inner.index.doc_count(),
         uptime_secs: state.inner.started.elapsed().as_secs(),
         correlation: state
@@ -83,7 +108,8 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsResponse> 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let stats = collect(&state);
     let counters = &stats.counters;
-    let mut out = String::with_capacity(4096);
+    let wal = &stats.wal;
+    let mut out = String::with_capacity(8192);
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -108,6 +134,18 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Bytes received, by source.",
         &labelled("source", &counters.received_bytes_by_source),
+    );
+    family(
+        "cairn_replayed_events_total",
+        "counter",
+        "Events read back from the WAL at start (received by an earlier run).",
+        &plain(counters.replayed),
+    );
+    family(
+        "cairn_in_flight_events",
+        "gauge",
+        "received + replayed - indexed - dropped - rejected: zero once the queues are drained.",
+        &plain(counters.reconcile.in_flight),
     );
     family(
         "cairn_parsed_events_total",
@@ -224,6 +262,84 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         ],
     );
     family(
+        "cairn_wal_appended_records_total",
+        "counter",
+        "Records (batches) appended to the WAL.",
+        &plain(wal.counters.appended_records),
+    );
+    family(
+        "cairn_wal_appended_bytes_total",
+        "counter",
+        "Bytes appended to the WAL.",
+        &plain(wal.counters.appended_bytes),
+    );
+    family(
+        "cairn_wal_fsyncs_total",
+        "counter",
+        "WAL fsyncs (group commits, roll-overs, forced syncs).",
+        &plain(wal.counters.fsyncs),
+    );
+    family(
+        "cairn_wal_max_group_commit_records",
+        "gauge",
+        "Most records one WAL fsync covered.",
+        &plain(wal.counters.max_group_commit_records),
+    );
+    family(
+        "cairn_wal_disk_full_refusals_total",
+        "counter",
+        "WAL appends refused because the disk was full.",
+        &plain(wal.counters.disk_full_refusals),
+    );
+    family(
+        "cairn_wal_io_errors_total",
+        "counter",
+        "WAL appends that failed with another I/O error.",
+        &plain(wal.counters.io_errors),
+    );
+    family(
+        "cairn_wal_segments_created_total",
+        "counter",
+        "WAL segment files created.",
+        &plain(wal.counters.segments_created),
+    );
+    family(
+        "cairn_wal_segments_deleted_total",
+        "counter",
+        "WAL segment files deleted once indexed.",
+        &plain(wal.counters.segments_deleted),
+    );
+    family(
+        "cairn_wal_recovery_truncated_records_total",
+        "counter",
+        "Records cut from a torn WAL tail at start (never acknowledged).",
+        &plain(wal.counters.recovery_truncated_records),
+    );
+    family(
+        "cairn_wal_recovery_truncated_bytes_total",
+        "counter",
+        "Bytes cut from a torn WAL tail at start.",
+        &plain(wal.counters.recovery_truncated_bytes),
+    );
+    family(
+        "cairn_wal_retained_bytes",
+        "gauge",
+        "WAL bytes between the oldest record kept and the end.",
+        &plain(wal.end.saturating_sub(wal.oldest)),
+    );
+    family(
+        "cairn_wal_unsynced_bytes",
+        "gauge",
+        "WAL bytes written but not fsynced yet.",
+        &plain(wal.end.saturating_sub(wal.durable)),
+    );
+    family(
+        "cairn_wal_failed",
+        "gauge",
+        "1 after a failed WAL fsync (no writes until restart).",
+        &plain(u64::from(wal.failed)),
+    );
+    family(
         "cairn_index_docs",
         "gauge",
         "Documents in the committed index.",
@@ -288,6 +404,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Seconds since start.",
         &plain(stats.uptime_secs),
     );
+    let _ = writeln!(
+        out,
+        "# HELP cairn_wal_fsync_seconds_total Time spent in WAL fsyncs.\n# TYPE cairn_wal_fsync_seconds_total counter\ncairn_wal_fsync_seconds_total {}",
+        wal.counters.fsync_seconds_total
+    );
     (
         [(
             header::CONTENT_TYPE,
@@ -305,6 +426,12 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
         Json(json!({"status": "ready"})).into_response()
+    } else if state.inner.wal.wal.is_failed() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": {"code": "unavailable", "message": "the wal stopped after a failed fsync; restart cairn"}})),
+        )
+            .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

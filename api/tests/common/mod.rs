@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -109,6 +109,49 @@ impl Cairn {
         cairn
     }
 
+    /// Runs `cairn serve` expecting it to fail at start-up: returns its exit status and log.
+    pub fn start_expecting_failure(data_dir: &Path, extra_args: &[&str]) -> (ExitStatus, String) {
+        let log_path = data_dir.with_extension("log-failed-start");
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", &format!("127.0.0.1:{}", free_port())])
+            .args(["--syslog-udp", "off", "--syslog-tcp", "off"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn cairn");
+        let deadline = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "cairn did not exit; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&log_path);
+        (status, text)
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash. Returns its log.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log()
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -194,7 +237,13 @@ impl Cairn {
     }
 
     /// SIGTERM, then wait for a clean exit.
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
+        self.stop_timed().0
+    }
+
+    /// SIGTERM, then wait for a clean exit; also returns how long the stop took.
+    pub fn stop_timed(mut self) -> (String, Duration) {
+        let started = Instant::now();
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -209,7 +258,7 @@ impl Cairn {
                     "cairn exited with {exit}; log:\n{}",
                     self.log()
                 );
-                return self.log();
+                return (self.log(), started.elapsed());
             }
             assert!(
                 Instant::now() < deadline,
@@ -226,6 +275,24 @@ impl Drop for Cairn {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// Every event matching `query`, paging through the search with its cursor.
+pub fn all_events(cairn: &Cairn, query: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let extra = match &cursor {
+            None => "&limit=1000".to_string(),
+            Some(cursor) => format!("&limit=1000&cursor={}", url_encode(cursor)),
+        };
+        let page = cairn.search(query, &extra);
+        events.extend(page["events"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return events,
+        }
     }
 }
 

@@ -1,9 +1,13 @@
 //! Syslog over TCP: RFC 6587 octet counting and non-transparent (LF, CRLF, NUL) framing, detected
 //! per frame by [`StreamFramer`].
 //!
-//! Per connection: one read buffer, one framer, one batch per read. The batch is pushed with
-//! [`BatchQueue::push`], which waits while the pipeline is full: the connection is not read while
-//! it waits, so the sender's TCP window closes (backpressure, never a silent drop). A connection
+//! Per connection: one read buffer, one framer, one batch per read. The batch is appended to the
+//! WAL (no durability wait: TCP has no application acknowledgement; the WAL's policy fsyncs it
+//! within an interval), then pushed with [`BatchQueue::push`], which waits while the pipeline is
+//! full. The connection is not read while it waits, so the sender's TCP window closes
+//! (backpressure, never a silent drop). When the disk is full (or another I/O error) the append
+//! is retried with backoff ([`WAL_RETRY_FIRST`] doubling up to [`WAL_RETRY_MAX`]), reads paused
+//! all the while; only a WAL that stopped for good (a failed fsync) closes the connection. A connection
 //! idle for longer than `idle_timeout` is closed; at most `max_connections` are served at once
 //! (further ones are accepted and closed immediately, and counted as refused).
 
@@ -17,11 +21,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::ListenerContext;
-use crate::batch::{RawBatch, RawFrame, Work};
+use crate::batch::{RawBatch, RawFrame, Work, WorkInput};
 use crate::error::IngestError;
 use crate::event::{Source, Timestamp};
 use crate::framing::{FramingEvent, StreamFramer};
 use crate::stats::DropReason;
+use crate::wal::{FrameFormat, WalError};
+
+/// First pause before retrying an append the WAL refused (disk full, I/O error).
+pub const WAL_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause between append retries.
+pub const WAL_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// TCP listener settings.
 #[derive(Debug, Clone)]
@@ -157,7 +167,8 @@ fn collect(event: FramingEvent, frames: &mut Vec<RawFrame>, discarded: &mut u64)
     }
 }
 
-/// Pushes one batch, waiting for room. Returns false when the pipeline is closed.
+/// Appends one batch to the WAL and pushes it, waiting for room. Returns false when the
+/// connection must close (the pipeline or the WAL is closed, or the WAL stopped for good).
 async fn push_frames(
     frames: Vec<RawFrame>,
     peer: SocketAddr,
@@ -176,13 +187,68 @@ async fn push_frames(
     context
         .stats
         .record_received(Source::SyslogTcp, count as u64, batch.byte_len() as u64);
-    match context.queue.push(Work::Frames(batch)).await {
-        Ok(()) => true,
-        Err(_closed) => {
+    let max_record_bytes = context.wal.wal.options().max_record_bytes;
+    let mut parts = batch.split_to_fit(max_record_bytes).into_iter();
+    while let Some(part) = parts.next() {
+        let part_count = part.frames.len() as u64;
+        let range = match append_with_retry(&part, peer, context).await {
+            Ok(range) => range,
+            Err(reason) => {
+                let unsent: u64 = parts.map(|rest| rest.frames.len() as u64).sum();
+                context.stats.record_dropped(reason, part_count + unsent);
+                return false;
+            }
+        };
+        let work = Work {
+            range,
+            input: WorkInput::Frames(part),
+        };
+        if context.queue.push(work).await.is_err() {
+            // In the WAL already: the next start replays it. Not indexed by this run.
+            let unsent: u64 = parts.map(|rest| rest.frames.len() as u64).sum();
             context
                 .stats
-                .record_dropped(DropReason::Shutdown, count as u64);
-            false
+                .record_dropped(DropReason::Shutdown, part_count + unsent);
+            return false;
         }
+    }
+    true
+}
+
+/// Appends `batch`, retrying with backoff while the WAL refuses for a reason that goes away
+/// (disk full, I/O error). Gives up (with the reason to count the batch under) on shutdown or
+/// when the WAL cannot take writes any more.
+async fn append_with_retry(
+    batch: &RawBatch,
+    peer: SocketAddr,
+    context: &ListenerContext,
+) -> Result<crate::wal::Appended, DropReason> {
+    let mut pause = WAL_RETRY_FIRST;
+    let mut logged = false;
+    loop {
+        let error = match context.wal.wal.append(FrameFormat::Syslog, batch) {
+            Ok(range) => {
+                if logged {
+                    tracing::info!(%peer, "wal takes writes again, tcp reads resume");
+                }
+                return Ok(range);
+            }
+            Err(error) => error,
+        };
+        if !error.is_retryable() {
+            if !matches!(error, WalError::Closed) {
+                tracing::error!(%peer, %error, "wal refused a tcp batch, closing the connection");
+            }
+            return Err(DropReason::WalUnavailable);
+        }
+        if !logged {
+            tracing::warn!(%peer, %error, "wal cannot write, tcp reads paused until it can");
+            logged = true;
+        }
+        tokio::select! {
+            () = context.shutdown.cancelled() => return Err(DropReason::Shutdown),
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(WAL_RETRY_MAX);
     }
 }

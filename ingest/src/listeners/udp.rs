@@ -2,8 +2,11 @@
 //! `max_frame_bytes`).
 //!
 //! The listener drains every datagram the socket has ready (up to `max_batch` at a time) into one
-//! batch and offers it to the pipeline with [`BatchQueue::try_push`]. UDP cannot push back, so a
-//! full queue drops the batch and counts every datagram in it as `queue_full`. Datagrams are read
+//! batch, appends it to the WAL and offers it to the pipeline with [`BatchQueue::try_push`]. UDP
+//! cannot push back: a batch that finds the queue full is dropped before it is appended and its
+//! datagrams are counted as `queue_full`; one the WAL refuses (disk full, I/O error, a stopped
+//! WAL) is counted as `wal_unavailable`. If the push loses a race with a full queue after the
+//! append, the record is sent to the indexer as a skip (and counted `queue_full`). Datagrams are read
 //! into large shared buffers so that frames are zero-copy slices and allocation happens per
 //! megabyte, not per datagram.
 
@@ -13,11 +16,12 @@ use bytes::BytesMut;
 use tokio::net::UdpSocket;
 
 use super::ListenerContext;
-use crate::batch::{RawBatch, RawFrame, Work};
+use crate::batch::{RawBatch, RawFrame, Work, WorkInput};
 use crate::error::IngestError;
 use crate::event::{Source, Timestamp};
 use crate::framing::datagram_frame;
 use crate::stats::DropReason;
+use crate::wal::FrameFormat;
 
 /// The largest UDP payload (IPv4: 65,507; IPv6 jumbograms aside).
 const MAX_DATAGRAM: usize = 65_536;
@@ -114,10 +118,36 @@ pub async fn run(socket: UdpSocket, config: UdpConfig, context: ListenerContext)
             first_seq: context.seqs.allocate(count),
             frames,
         };
-        if context.queue.try_push(Work::Frames(batch)).is_err() {
+        let max_record_bytes = context.wal.wal.options().max_record_bytes;
+        for part in batch.split_to_fit(max_record_bytes) {
+            offer(part, &context);
+        }
+    }
+}
+
+/// Appends one batch and offers it to the pipeline, counting it as dropped when either refuses.
+fn offer(batch: RawBatch, context: &ListenerContext) {
+    let count = batch.frames.len() as u64;
+    if context.queue.len() >= context.queue.capacity() || context.queue.is_closed() {
+        context.stats.record_dropped(DropReason::QueueFull, count);
+        return;
+    }
+    let range = match context.wal.wal.append(FrameFormat::Syslog, &batch) {
+        Ok(range) => range,
+        Err(error) => {
+            tracing::debug!(%error, datagrams = count, "wal refused a udp batch");
             context
                 .stats
-                .record_dropped(DropReason::QueueFull, count as u64);
+                .record_dropped(DropReason::WalUnavailable, count);
+            return;
         }
+    };
+    let work = Work {
+        range,
+        input: WorkInput::Frames(batch),
+    };
+    if context.queue.try_push(work).is_err() {
+        context.wal.skip(range);
+        context.stats.record_dropped(DropReason::QueueFull, count);
     }
 }
