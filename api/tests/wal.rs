@@ -228,7 +228,16 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_duplicates_none() {
     );
     let stats = quiescent(&cairn);
     eprintln!("final: quiescent at {:?}: {stats}", test_started.elapsed());
-    let counts = id_counts(&cairn, &token);
+    // The searcher reloads shortly after a commit: wait until it sees every committed document.
+    let committed = stats["index_docs"].as_u64().expect("index_docs") as usize;
+    let deadline = Instant::now() + DEADLINE;
+    let counts = loop {
+        let counts = id_counts(&cairn, &token);
+        if counts.values().sum::<usize>() >= committed || Instant::now() >= deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     eprintln!("final: searched at {:?}", test_started.elapsed());
     let duplicated: Vec<_> = counts.iter().filter(|(_, count)| **count > 1).collect();
     assert!(duplicated.is_empty(), "duplicated events: {duplicated:?}");

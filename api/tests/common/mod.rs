@@ -68,8 +68,18 @@ pub struct Cairn {
 
 impl Cairn {
     /// Starts cairn with the syslog listeners (UDP and TCP on one port) and HTTP on free ports.
+    /// A port found free can be taken by a parallel test before cairn binds it: then it starts
+    /// again on other ports.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Cairn {
-        Cairn::start_with_ports(data_dir, free_port(), free_port(), extra_args)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Cairn::try_start(data_dir, free_port(), free_port(), extra_args) {
+                Ok(cairn) => return cairn,
+                Err(log) if attempts < 5 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("cairn exited early; log:\n{log}"),
+            }
+        }
     }
 
     pub fn start_with_ports(
@@ -78,6 +88,17 @@ impl Cairn {
         syslog_port: u16,
         extra_args: &[&str],
     ) -> Cairn {
+        Cairn::try_start(data_dir, http_port, syslog_port, extra_args)
+            .unwrap_or_else(|log| panic!("cairn exited early; log:\n{log}"))
+    }
+
+    /// Starts cairn and waits until ready; `Err(log)` when it exits first.
+    fn try_start(
+        data_dir: &Path,
+        http_port: u16,
+        syslog_port: u16,
+        extra_args: &[&str],
+    ) -> Result<Cairn, String> {
         let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
         let syslog = format!("127.0.0.1:{syslog_port}");
         let log_path = data_dir.with_extension(format!("log-{http_port}"));
@@ -105,8 +126,8 @@ impl Cairn {
             data_dir: data_dir.to_path_buf(),
             log_path,
         };
-        cairn.wait_ready();
-        cairn
+        cairn.wait_ready()?;
+        Ok(cairn)
     }
 
     /// Runs `cairn serve` expecting it to fail at start-up: returns its exit status and log.
@@ -152,16 +173,16 @@ impl Cairn {
         self.log()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("cairn exited early with {status}; log:\n{}", self.log());
+                return Err(format!("exit {status}\n{}", self.log()));
             }
             if let Ok(response) = http_request(self.http, "GET", "/readyz", &[], b"")
                 && response.status == 200
             {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
