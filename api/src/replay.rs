@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cairn_correlate::{
     Alert, Correlations, Correlator, EngineConfig, MatchScratch, Matcher, ObservationBatch,
     RuleIndex,
@@ -185,23 +185,19 @@ fn read_inputs(inputs: &[Input], chunks: &Sender<Chunk>) -> Result<(), ReplayErr
                 (path.display().to_string(), Box::new(file))
             }
         };
-        let mut buffer = BytesMut::with_capacity(CHUNK_BYTES * 2);
+        // `read_to_end` fills spare capacity without zeroing it first; the partial line at the
+        // end of a chunk is carried over to the next one.
+        let mut carry: Vec<u8> = Vec::new();
         loop {
-            let start = buffer.len();
-            buffer.resize(start + CHUNK_BYTES, 0);
-            let read = loop {
-                match reader.read(&mut buffer[start..]) {
-                    Ok(read) => break read,
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(source) => {
-                        return Err(ReplayError::Read {
-                            input: name.clone(),
-                            source,
-                        });
-                    }
-                }
-            };
-            buffer.truncate(start + read);
+            let mut buffer = Vec::with_capacity(carry.len() + CHUNK_BYTES);
+            buffer.append(&mut carry);
+            let read = (&mut reader)
+                .take(CHUNK_BYTES as u64)
+                .read_to_end(&mut buffer)
+                .map_err(|source| ReplayError::Read {
+                    input: name.clone(),
+                    source,
+                })?;
             let at_end = read == 0;
             // Hand over everything up to the last newline (or all of it at the end of the input,
             // or when one line outgrew the limit).
@@ -211,11 +207,15 @@ fn read_inputs(inputs: &[Input], chunks: &Sender<Chunk>) -> Result<(), ReplayErr
                 match memchr::memrchr(b'\n', &buffer) {
                     Some(newline) => newline + 1,
                     None if buffer.len() >= MAX_LINE_BYTES => buffer.len(),
-                    None => continue,
+                    None => {
+                        carry = buffer;
+                        continue;
+                    }
                 }
             };
-            if cut > 0 {
-                let bytes = buffer.split_to(cut).freeze();
+            carry = buffer.split_off(cut);
+            if !buffer.is_empty() {
+                let bytes = Bytes::from(buffer);
                 let lines = count_lines(&bytes);
                 let chunk = Chunk {
                     id: next_id,

@@ -82,9 +82,11 @@ thread_local! {
 /// "parse the frame to know". `cairn replay` uses it for lines no rule can match.
 pub fn syslog_timestamp(raw: &[u8], meta: &FrameMeta, options: &ParseOptions) -> Option<Timestamp> {
     let first_non_blank = raw.iter().position(|byte| !byte.is_ascii_whitespace());
+    // No UTF-8 check: a frame that is not valid UTF-8 is parsed as its lossy conversion, which
+    // only differs where the bytes are invalid, and those can be neither part of the timestamp
+    // nor the space after it.
     if first_non_blank.and_then(|start| raw.get(start)) == Some(&b'{')
         || rfc5424::looks_like_rfc5424(raw)
-        || std::str::from_utf8(raw).is_err()
     {
         return None;
     }

@@ -446,6 +446,8 @@ proptest::proptest! {
         pad in proptest::bool::ANY,
         hour in 0u8..26,
         rest in "[ -~]{0,40}",
+        junk in proptest::collection::vec(proptest::num::u8::ANY, 0..6),
+        junk_at in 0usize..48,
         spaces in 0usize..3,
     ) {
         let mut line = String::new();
@@ -455,8 +457,12 @@ proptest::proptest! {
         line.push_str(&" ".repeat(spaces));
         let day = if pad { format!("{day:>2}") } else { day.to_string() };
         line.push_str(&format!("{month} {day} {hour:02}:10:59{rest}"));
+        // Arbitrary bytes (often invalid UTF-8) spliced in anywhere.
+        let mut bytes = line.into_bytes();
+        let at = junk_at.min(bytes.len());
+        bytes.splice(at..at, junk);
         let fixed = ParseOptions { year: Some(2024), ..ParseOptions::default() };
-        assert_timestamp_shortcut_agrees(line.as_bytes(), &ParseOptions::default());
-        assert_timestamp_shortcut_agrees(line.as_bytes(), &fixed);
+        assert_timestamp_shortcut_agrees(&bytes, &ParseOptions::default());
+        assert_timestamp_shortcut_agrees(&bytes, &fixed);
     }
 }
