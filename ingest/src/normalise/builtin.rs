@@ -496,11 +496,11 @@ pub(crate) const BUILTIN_PATTERNS: &[(&str, Option<&str>, &str)] = &[
     (
         "access_log_combined",
         None,
-        "%{src_ip:ip} %{_} %{user} [%{time}] \"%{method:word} %{path} %{http_version}\" %{status:int} %{bytes:int} \"%{referrer}\" \"%{user_agent}\"",
+        "%{src_ip:ip} %{_} %{user} [%{time_local}] \"%{method:word} %{path} %{http_version}\" %{status:int} %{bytes:int} \"%{referrer}\" \"%{user_agent}\"",
     ),
     (
         "access_log_common",
         None,
-        "%{src_ip:ip} %{_} %{user} [%{time}] \"%{method:word} %{path} %{http_version}\" %{status:int} %{bytes:int}",
+        "%{src_ip:ip} %{_} %{user} [%{time_local}] \"%{method:word} %{path} %{http_version}\" %{status:int} %{bytes:int}",
     ),
 ];

@@ -472,7 +472,7 @@ const CASES: &[(&str, &[&str])] = &[
         "<190>Oct 11 22:14:15 web1 nginx: 198.51.100.23 - - [11/Oct/2024:22:14:15 +0000] \"GET /index.php?id=1%27%20union%20select HTTP/1.1\" 200 512 \"-\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\"",
         &[
             "src_ip=198.51.100.23",
-            "time=11/Oct/2024:22:14:15 +0000",
+            "time_local=11/Oct/2024:22:14:15 +0000",
             "method=GET",
             "path=/index.php?id=1%27%20union%20select",
             "http_version=HTTP/1.1",
@@ -486,7 +486,7 @@ const CASES: &[(&str, &[&str])] = &[
         &[
             "src_ip=2001:db8::5",
             "user=alice",
-            "time=11/Oct/2024:22:14:15 +0000",
+            "time_local=11/Oct/2024:22:14:15 +0000",
             "method=POST",
             "path=/login",
             "http_version=HTTP/1.1",
