@@ -17,7 +17,7 @@ use cairn_ingest::batch::SeqAllocator;
 use cairn_ingest::listeners::{ListenerContext, WalSink, tcp, udp};
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::stats::Stats;
-use cairn_ingest::wal::{Position, WalError};
+use cairn_ingest::wal::{Position, Wal, WalError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -235,11 +235,8 @@ pub async fn run(
     if let Err(error) = started {
         listener_shutdown.cancel();
         tasks.shutdown().await;
-        drop(alerts_to_incidents);
         tokio::task::spawn_blocking(move || {
-            pipeline.shutdown();
-            close_wal(wal);
-            incidents.shutdown()
+            drain_and_close(pipeline, wal, alerts_to_incidents, incidents)
         })
         .await
         .ok();
@@ -270,11 +267,8 @@ pub async fn run(
             Err(source) => {
                 listener_shutdown.cancel();
                 tasks.shutdown().await;
-                drop(alerts_to_incidents);
                 tokio::task::spawn_blocking(move || {
-                    pipeline.shutdown();
-                    close_wal(wal);
-                    incidents.shutdown()
+                    drain_and_close(pipeline, wal, alerts_to_incidents, incidents)
                 })
                 .await
                 .ok();
@@ -315,12 +309,7 @@ pub async fn run(
     let stop = async {
         while tasks.join_next().await.is_some() {}
         let drained = tokio::task::spawn_blocking(move || {
-            pipeline.shutdown();
-            // Everything the indexer committed is covered; what it did not is replayed next time.
-            close_wal(wal);
-            // The pipeline (the alerts' producer) has stopped: apply what is queued and close.
-            drop(alerts_to_incidents);
-            incidents.shutdown()
+            drain_and_close(pipeline, wal, alerts_to_incidents, incidents)
         })
         .await;
         match drained {
@@ -341,6 +330,22 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// The blocking end of every stop (graceful or after a failed start): drain the pipeline and
+/// commit, close the WAL (everything the indexer committed is covered; what it did not is
+/// replayed next time), then, the alerts' producer having stopped, let the incident service
+/// apply what is queued and close the store.
+fn drain_and_close(
+    pipeline: Pipeline,
+    wal: Arc<Wal>,
+    alerts_to_incidents: crossbeam_channel::Sender<cairn_correlate::Alert>,
+    incidents: IncidentService,
+) -> Result<(), cairn_correlate::incident::IncidentError> {
+    pipeline.shutdown();
+    close_wal(wal);
+    drop(alerts_to_incidents);
+    incidents.shutdown()
 }
 
 /// A WAL error at start-up; a corrupt segment gets the way out in its message.

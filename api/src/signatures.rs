@@ -137,16 +137,16 @@ fn builtin_pack() -> LoadReport {
 
 /// A hash of every correlation document in load order (FNV-1a: stable across runs).
 fn fingerprint_correlations(rules: &[cairn_correlate::Rule]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    use std::hash::Hasher as _;
+    let mut hasher = cairn_ingest::hash::FnvHasher::default();
     for rule in rules {
         if let RuleKind::Correlation { raw_yaml } = &rule.kind {
-            for byte in raw_yaml.bytes().chain(rule.source.bytes()).chain([0xff]) {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
+            hasher.write(raw_yaml.as_bytes());
+            hasher.write(rule.source.as_bytes());
+            hasher.write(&[0xff]);
         }
     }
-    hash
+    hasher.finish()
 }
 
 fn problem(rejection: &cairn_correlate::Rejection) -> RuleProblem {

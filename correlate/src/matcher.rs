@@ -2,10 +2,8 @@
 //!
 #![doc = include_str!("matcher.md")]
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use cairn_ingest::Event;
+use cairn_ingest::hash::FnvMap;
 
 use crate::compile::{
     CompileOptions, CompiledRuleInfo, Expr, NeedleId, Program, SlotId, Test, View, compile_program,
@@ -14,33 +12,6 @@ use crate::error::Rejection;
 use crate::field::{FieldRef, SlotValue, Source, header_source, render_value, source_value};
 use crate::rule::Rule;
 use crate::scan::{LiteralScanner, NeedleSpec};
-
-/// FNV-1a for the per-event field name lookups: names are short, and SipHash costs more than
-/// the lookup is worth (rule authors choose the keys, not event senders, so flooding a bucket
-/// would take a malicious rule set).
-#[derive(Debug, Default)]
-struct FnvHasher(u64);
-
-impl Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
 
 /// A compiled rule's position in its [`Matcher`] (or [`crate::NaiveMatcher`]): `0..len()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

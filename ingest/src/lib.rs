@@ -18,6 +18,7 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod framing;
+pub mod hash;
 
 pub mod listeners;
 pub mod normalise;

@@ -27,13 +27,11 @@ mod builtin;
 mod kv;
 mod template;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use serde::Deserialize;
 
 use crate::error::IngestError;
 use crate::event::{Event, Field, FieldValue, Span, Text};
+use crate::hash::FnvMap;
 
 use template::{Captured, Captures, Piece, Template};
 
@@ -63,31 +61,6 @@ struct CompiledPattern {
     name: Box<str>,
     template: Template,
 }
-
-/// FNV-1a: app names are short, and SipHash would cost more than the lookup is worth.
-#[derive(Debug, Default)]
-struct FnvHasher(u64);
-
-impl Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
 
 /// An unscoped pattern and how to find its candidates cheaply.
 #[derive(Debug)]
