@@ -564,6 +564,15 @@ pub struct HttpSection {
     pub max_line_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the pipeline is full. Default 1.
     pub retry_after_secs: u64,
+    /// Connections served at once; more are closed on accept and counted. Default 1024.
+    pub max_connections: usize,
+    /// Connections served at once from one source address. Default 64.
+    pub max_connections_per_source: usize,
+    /// Seconds a connection may take to send a request's head, and may stay idle between
+    /// requests; then it is closed (slowloris). Default 10.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to send its body; then it gets 408. Default 60.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -574,6 +583,10 @@ impl Default for HttpSection {
             max_decompressed_bytes: 128 << 20,
             max_line_bytes: 1 << 20,
             retry_after_secs: 1,
+            max_connections: 1024,
+            max_connections_per_source: 64,
+            header_timeout_secs: 10,
+            body_timeout_secs: 60,
         }
     }
 }
@@ -590,6 +603,8 @@ pub struct SyslogSection {
     pub max_frame_bytes: usize,
     /// TCP connections served at once; more are closed and counted. Default 1024.
     pub max_connections: usize,
+    /// TCP connections served at once from one source address. Default 256.
+    pub max_connections_per_source: usize,
     /// Seconds of silence after which a TCP connection is closed. Default 300.
     pub idle_timeout_secs: u64,
     /// Requested kernel UDP receive buffer, bytes. Default 8 MiB (capped by `net.core.rmem_max`).
@@ -604,6 +619,7 @@ impl Default for SyslogSection {
             tcp: ListenAddr(Some(any)),
             max_frame_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_source: 256,
             idle_timeout_secs: 300,
             udp_receive_buffer_bytes: 8 << 20,
         }
@@ -621,6 +637,9 @@ pub struct PipelineSection {
     pub queue_batches: usize,
     /// Batches the worker → indexer queue holds. Default 32.
     pub index_queue_batches: usize,
+    /// Memory, MiB, that queued batches and HTTP request bodies in flight may hold together.
+    /// When it is spent, TCP reads pause, HTTP gets 429 and UDP drops (counted). Default 256.
+    pub memory_budget_mb: usize,
 }
 
 impl Default for PipelineSection {
@@ -629,6 +648,7 @@ impl Default for PipelineSection {
             workers: 0,
             queue_batches: 256,
             index_queue_batches: 32,
+            memory_budget_mb: 256,
         }
     }
 }
@@ -704,11 +724,15 @@ pub struct Config {
     pub retry_after: Duration,
     pub max_frame_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
     pub idle_timeout: Duration,
     pub udp_receive_buffer_bytes: usize,
+    /// `[http]` connection limits and timeouts.
+    pub http_serve: crate::http::serve::ServeLimits,
     pub workers: usize,
     pub queue_batches: usize,
     pub index_queue_batches: usize,
+    pub memory_budget_bytes: usize,
     pub commit_interval: Duration,
     pub writer_memory_bytes: usize,
     pub writer_threads: usize,
@@ -841,6 +865,19 @@ impl ConfigFile {
             retry_after: Duration::from_secs(self.http.retry_after_secs.max(1)),
             max_frame_bytes: self.syslog.max_frame_bytes,
             max_connections: positive("syslog.max_connections", self.syslog.max_connections)?,
+            max_connections_per_source: positive(
+                "syslog.max_connections_per_source",
+                self.syslog.max_connections_per_source,
+            )?,
+            http_serve: crate::http::serve::ServeLimits {
+                max_connections: positive("http.max_connections", self.http.max_connections)?,
+                max_connections_per_source: positive(
+                    "http.max_connections_per_source",
+                    self.http.max_connections_per_source,
+                )?,
+                header_timeout: Duration::from_secs(self.http.header_timeout_secs.max(1)),
+                body_timeout: Duration::from_secs(self.http.body_timeout_secs.max(1)),
+            },
             idle_timeout: Duration::from_secs(positive(
                 "syslog.idle_timeout_secs",
                 usize::try_from(self.syslog.idle_timeout_secs).unwrap_or(usize::MAX),
@@ -852,6 +889,10 @@ impl ConfigFile {
                 "pipeline.index_queue_batches",
                 self.pipeline.index_queue_batches,
             )?,
+            memory_budget_bytes: positive(
+                "pipeline.memory_budget_mb",
+                self.pipeline.memory_budget_mb,
+            )? << 20,
             commit_interval: Duration::from_millis(self.index.commit_interval_ms),
             writer_memory_bytes: self.index.writer_memory_mb << 20,
             writer_threads,

@@ -28,11 +28,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn_index::{CommitPayload, EventIndex};
-use cairn_ingest::batch::{Work, WorkInput};
+use cairn_ingest::batch::{Work, WorkInput, events_weight};
 use cairn_ingest::decode::ndjson::{NdjsonLimits, decode_ndjson};
 use cairn_ingest::normalise::Normaliser;
 use cairn_ingest::parse::{ParseOptions, parse_syslog};
-use cairn_ingest::queue::{BatchQueue, PopError};
+use cairn_ingest::queue::{Admission, BatchQueue, MemoryBudget, PopError};
 use cairn_ingest::stats::{DropReason, Stats};
 use cairn_ingest::wal::{Appended, Position, Sequencer, Wal};
 use cairn_ingest::{Event, EventBatch, EventFlags, Seq, Text};
@@ -46,6 +46,8 @@ pub struct PipelineConfig {
     pub workers: usize,
     pub queue_batches: usize,
     pub index_queue_batches: usize,
+    /// Bytes the queues (and HTTP bodies in flight) may hold; see [`MemoryBudget`].
+    pub memory_budget_bytes: usize,
     pub commit_interval: Duration,
     /// The correlation engine's settings.
     pub correlation: cairn_correlate::EngineConfig,
@@ -70,6 +72,7 @@ pub type IndexItem = (Appended, EventBatch);
 pub struct Pipeline {
     work_queue: BatchQueue<Work>,
     index_queue: BatchQueue<IndexItem>,
+    memory: Arc<MemoryBudget>,
     workers: Vec<JoinHandle<()>>,
     correlation: Option<CorrelationStage>,
     indexer: Option<JoinHandle<()>>,
@@ -90,11 +93,22 @@ impl Pipeline {
         alerts: crossbeam_channel::Sender<cairn_correlate::Alert>,
         wal: IndexerWal,
     ) -> Result<Pipeline, cairn_index::IndexError> {
-        let work_queue: BatchQueue<Work> = BatchQueue::new(config.queue_batches);
+        let memory = MemoryBudget::new(config.memory_budget_bytes);
+        let work_queue: BatchQueue<Work> = BatchQueue::with_budget(
+            config.queue_batches,
+            Arc::clone(&memory),
+            Work::weight,
+            Admission::Enforced,
+        );
         let correlation =
             CorrelationStage::start(config.correlation.clone(), alerts, config.queue_batches)
                 .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
-        let index_queue: BatchQueue<IndexItem> = BatchQueue::new(config.index_queue_batches);
+        let index_queue: BatchQueue<IndexItem> = BatchQueue::with_budget(
+            config.index_queue_batches,
+            Arc::clone(&memory),
+            |(_, events)| events_weight(events),
+            Admission::Counted,
+        );
         let parse_options = Arc::new(parse_options);
         let mut workers = Vec::with_capacity(config.workers);
         for worker_id in 0..config.workers.max(1) {
@@ -143,6 +157,7 @@ impl Pipeline {
         Ok(Pipeline {
             work_queue,
             index_queue,
+            memory,
             workers,
             correlation: Some(correlation),
             indexer: Some(indexer),
@@ -162,9 +177,14 @@ impl Pipeline {
         self.work_queue.clone()
     }
 
-    /// Depth of both queues, for stats: (work len, work capacity, index len, index capacity).
+    /// Depth of both queues and the memory they hold, for stats.
     pub fn queue_depths(&self) -> QueueDepths {
-        QueueDepths::of(&self.work_queue, &self.index_queue)
+        QueueDepths::of(&self.work_queue, &self.index_queue, &self.memory)
+    }
+
+    /// The memory budget the queues share; HTTP bodies in flight reserve from it too.
+    pub fn memory_budget(&self) -> Arc<MemoryBudget> {
+        Arc::clone(&self.memory)
     }
 
     /// Handles for reading queue depths from the API.
@@ -172,6 +192,7 @@ impl Pipeline {
         DepthProbe {
             work: self.work_queue.clone(),
             index: self.index_queue.clone(),
+            memory: Arc::clone(&self.memory),
         }
     }
 
@@ -202,15 +223,27 @@ pub struct QueueDepths {
     pub work_capacity: usize,
     pub index_batches: usize,
     pub index_capacity: usize,
+    /// Bytes held by the queues and HTTP bodies in flight.
+    pub memory_bytes: usize,
+    pub memory_budget_bytes: usize,
+    /// Admissions refused because the memory budget was spent.
+    pub memory_refusals: u64,
 }
 
 impl QueueDepths {
-    fn of(work: &BatchQueue<Work>, index: &BatchQueue<IndexItem>) -> QueueDepths {
+    fn of(
+        work: &BatchQueue<Work>,
+        index: &BatchQueue<IndexItem>,
+        memory: &MemoryBudget,
+    ) -> QueueDepths {
         QueueDepths {
             work_batches: work.len(),
             work_capacity: work.capacity(),
             index_batches: index.len(),
             index_capacity: index.capacity(),
+            memory_bytes: memory.used(),
+            memory_budget_bytes: memory.limit(),
+            memory_refusals: memory.refusals(),
         }
     }
 }
@@ -220,11 +253,12 @@ impl QueueDepths {
 pub struct DepthProbe {
     work: BatchQueue<Work>,
     index: BatchQueue<IndexItem>,
+    memory: Arc<MemoryBudget>,
 }
 
 impl DepthProbe {
     pub fn depths(&self) -> QueueDepths {
-        QueueDepths::of(&self.work, &self.index)
+        QueueDepths::of(&self.work, &self.index, &self.memory)
     }
 }
 

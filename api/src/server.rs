@@ -161,6 +161,7 @@ pub async fn run(
             workers: config.workers,
             queue_batches: config.queue_batches,
             index_queue_batches: config.index_queue_batches,
+            memory_budget_bytes: config.memory_budget_bytes,
             commit_interval: config.commit_interval,
             correlation: config.correlation.clone(),
         },
@@ -277,15 +278,20 @@ pub async fn run(
         };
         tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "http listening");
         let app = router(state.clone());
-        let http_shutdown = listener_shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "http server failed");
-            }
-        });
+        let bodies = crate::http::serve::BodyBudget {
+            memory: pipeline.memory_budget(),
+            max_body_bytes: config.max_body_bytes,
+            max_decompressed_bytes: config.max_decompressed_bytes,
+            retry_after: config.retry_after,
+        };
+        tasks.spawn(crate::http::serve::serve(
+            listener,
+            app,
+            config.http_serve,
+            bodies,
+            Arc::clone(&stats),
+            listener_shutdown.clone(),
+        ));
     }
     let reload_signatures = Arc::clone(&signatures);
     let reload_shutdown = listener_shutdown.clone();
@@ -377,6 +383,7 @@ async fn start_listeners(
         let tcp_config = tcp::TcpConfig {
             max_frame_bytes: config.max_frame_bytes,
             max_connections: config.max_connections,
+            max_connections_per_source: config.max_connections_per_source,
             idle_timeout: config.idle_timeout,
             ..tcp::TcpConfig::default()
         };

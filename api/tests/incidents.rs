@@ -89,6 +89,7 @@ impl App {
                 workers: 1,
                 queue_batches: 8,
                 index_queue_batches: 8,
+                memory_budget_bytes: 64 << 20,
                 commit_interval: Duration::from_millis(100),
                 correlation: config.correlation.clone(),
             },

@@ -169,6 +169,17 @@ pub enum WorkInput {
 }
 
 impl Work {
+    /// Bytes this item holds while queued, for the [`MemoryBudget`](crate::queue::MemoryBudget):
+    /// the frames, or the decoded events.
+    pub fn weight(&self) -> usize {
+        match &self.input {
+            WorkInput::Frames(batch) | WorkInput::NdjsonLines(batch) => {
+                batch.byte_len() + batch.frames.len() * std::mem::size_of::<RawFrame>()
+            }
+            WorkInput::Events(events) => events_weight(events),
+        }
+    }
+
     /// How many events this work item becomes.
     pub fn len(&self) -> usize {
         match &self.input {
@@ -180,6 +191,21 @@ impl Work {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Estimated bytes held by parsed events: each event's frame, its struct, and its fields and
+/// structured data (owned names and values are estimated at the frame's size, an upper bound
+/// for span-backed text and close for extracted text).
+pub fn events_weight(events: &[crate::event::Event]) -> usize {
+    events
+        .iter()
+        .map(|event| {
+            std::mem::size_of::<crate::event::Event>()
+                + event.raw.len()
+                + event.fields.len() * std::mem::size_of::<crate::event::Field>()
+                + event.structured_data.len() * 64
+        })
+        .sum()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::event::Source;
+use crate::listeners::limits::Refusal;
 
 /// Why an event that was received is not indexed. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,10 +121,70 @@ pub struct Stats {
     commits: AtomicU64,
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
+    connections_refused_per_source: AtomicU64,
     connections_open: AtomicU64,
     connections_idle_closed: AtomicU64,
     http_throttled: AtomicU64,
     http_body_too_large: AtomicU64,
+    /// Connections to the HTTP listener.
+    pub http_connections: ConnectionCounters,
+}
+
+/// Counters of one stream listener's connections.
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    accepted: AtomicU64,
+    open: AtomicU64,
+    refused: AtomicU64,
+    refused_per_source: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+impl ConnectionCounters {
+    pub fn opened(&self) {
+        add(&self.accepted, 1);
+        add(&self.open, 1);
+    }
+
+    pub fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection refused by a limit (it is counted once, under `refused`, and also under
+    /// `refused_per_source` when that was the limit).
+    pub fn refused(&self, refusal: Refusal) {
+        add(&self.refused, 1);
+        if refusal == Refusal::PerSource {
+            add(&self.refused_per_source, 1);
+        }
+    }
+
+    /// A connection closed because it sent nothing (or too little) for too long.
+    pub fn timed_out(&self) {
+        add(&self.timed_out, 1);
+    }
+
+    pub fn snapshot(&self) -> ConnectionSnapshot {
+        ConnectionSnapshot {
+            accepted: get(&self.accepted),
+            open: get(&self.open),
+            refused: get(&self.refused),
+            refused_per_source: get(&self.refused_per_source),
+            timed_out: get(&self.timed_out),
+        }
+    }
+}
+
+/// A copy of [`ConnectionCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionSnapshot {
+    pub accepted: u64,
+    pub open: u64,
+    /// Refused by any limit, including `refused_per_source`.
+    pub refused: u64,
+    pub refused_per_source: u64,
+    /// Closed for sending nothing, or a request head too slowly, within the timeout.
+    pub timed_out: u64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -194,8 +255,13 @@ impl Stats {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn connection_refused(&self) {
+    /// A TCP connection refused by a limit (counted once under `connections_refused`, and also
+    /// under `connections_refused_per_source` when that was the limit).
+    pub fn connection_refused(&self, refusal: Refusal) {
         add(&self.connections_refused, 1);
+        if refusal == Refusal::PerSource {
+            add(&self.connections_refused_per_source, 1);
+        }
     }
 
     pub fn connection_idle_closed(&self) {
@@ -278,10 +344,12 @@ impl Stats {
             commits: get(&self.commits),
             connections_accepted: get(&self.connections_accepted),
             connections_refused: get(&self.connections_refused),
+            connections_refused_per_source: get(&self.connections_refused_per_source),
             connections_open: get(&self.connections_open),
             connections_idle_closed: get(&self.connections_idle_closed),
             http_throttled: get(&self.http_throttled),
             http_body_too_large: get(&self.http_body_too_large),
+            http_connections: self.http_connections.snapshot(),
         }
     }
 }
@@ -310,10 +378,12 @@ pub struct StatsSnapshot {
     pub commits: u64,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    pub connections_refused_per_source: u64,
     pub connections_open: u64,
     pub connections_idle_closed: u64,
     pub http_throttled: u64,
     pub http_body_too_large: u64,
+    pub http_connections: ConnectionSnapshot,
 }
 
 /// The reconciliation of the counters: once the queues are drained, `in_flight` is zero and

@@ -68,6 +68,11 @@ pub(super) async fn ingest(
                 "request body is larger than max_body_bytes ({} bytes)",
                 limits.max_body_bytes
             ))
+        } else if super::serve::is_body_timeout(&rejection) {
+            stats.http_connections.timed_out();
+            ApiError::RequestTimeout(
+                "the request body did not arrive within body_timeout_secs".to_string(),
+            )
         } else {
             ApiError::BadRequest(rejection.body_text())
         }
@@ -105,7 +110,7 @@ pub(super) async fn ingest(
     let accepted = events.len();
     if accepted > 0 {
         let queue = &state.inner.work_queue;
-        if queue.len() >= queue.capacity() {
+        if queue.is_full() {
             stats.http_throttled();
             return Err(ApiError::Throttled {
                 retry_after: limits.retry_after,

@@ -8,6 +8,7 @@ mod incidents;
 mod ingest;
 mod rules;
 mod search;
+pub mod serve;
 mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};

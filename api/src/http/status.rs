@@ -204,8 +204,51 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     family(
         "cairn_tcp_connections_refused_total",
         "counter",
-        "TCP connections refused at max_connections.",
-        &plain(counters.connections_refused),
+        "TCP connections refused, by the limit that refused them.",
+        &[
+            (
+                "{limit=\"max_connections\"}".to_string(),
+                counters.connections_refused - counters.connections_refused_per_source,
+            ),
+            (
+                "{limit=\"max_connections_per_source\"}".to_string(),
+                counters.connections_refused_per_source,
+            ),
+        ],
+    );
+    let http = &counters.http_connections;
+    family(
+        "cairn_http_connections_accepted_total",
+        "counter",
+        "HTTP connections accepted.",
+        &plain(http.accepted),
+    );
+    family(
+        "cairn_http_connections_refused_total",
+        "counter",
+        "HTTP connections refused, by the limit that refused them.",
+        &[
+            (
+                "{limit=\"max_connections\"}".to_string(),
+                http.refused - http.refused_per_source,
+            ),
+            (
+                "{limit=\"max_connections_per_source\"}".to_string(),
+                http.refused_per_source,
+            ),
+        ],
+    );
+    family(
+        "cairn_http_connections_timed_out_total",
+        "counter",
+        "HTTP connections closed for a request head or body that came too slowly.",
+        &plain(http.timed_out),
+    );
+    family(
+        "cairn_http_connections_open",
+        "gauge",
+        "HTTP connections open now.",
+        &plain(http.open),
     );
     family(
         "cairn_tcp_connections_idle_closed_total",
@@ -260,6 +303,24 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
                 stats.queues.index_capacity as u64,
             ),
         ],
+    );
+    family(
+        "cairn_memory_bytes",
+        "gauge",
+        "Bytes held by queued batches and HTTP bodies in flight.",
+        &plain(stats.queues.memory_bytes as u64),
+    );
+    family(
+        "cairn_memory_budget_bytes",
+        "gauge",
+        "The memory budget of queues and HTTP bodies ([pipeline] memory_budget_mb).",
+        &plain(stats.queues.memory_budget_bytes as u64),
+    );
+    family(
+        "cairn_memory_refusals_total",
+        "counter",
+        "Admissions refused because the memory budget was spent.",
+        &plain(stats.queues.memory_refusals),
     );
     family(
         "cairn_wal_appended_records_total",

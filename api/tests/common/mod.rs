@@ -451,3 +451,22 @@ pub fn run(command: &mut Command) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Writes `text` as a config file in `dir` and returns the CLI args that load it.
+pub fn config_args(dir: &Path, text: &str) -> Vec<String> {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let path = dir.join(format!("cairn-{unique}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    vec![
+        "--config".to_string(),
+        path.to_str().expect("utf-8 path").to_string(),
+    ]
+}
+
+/// Borrows owned args as `&str`s for [`Cairn::start`].
+pub fn args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
+}

@@ -14,6 +14,7 @@
 //! Listeners are bound by the caller ([`tcp::bind`], [`udp::bind`]) so that bind errors surface at
 //! start-up and tests can bind port 0 and learn the port.
 
+pub mod limits;
 pub mod tcp;
 pub mod udp;
 

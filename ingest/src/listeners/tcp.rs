@@ -8,8 +8,9 @@
 //! (backpressure, never a silent drop). When the disk is full (or another I/O error) the append
 //! is retried with backoff ([`WAL_RETRY_FIRST`] doubling up to [`WAL_RETRY_MAX`]), reads paused
 //! all the while; only a WAL that stopped for good (a failed fsync) closes the connection. A connection
-//! idle for longer than `idle_timeout` is closed; at most `max_connections` are served at once
-//! (further ones are accepted and closed immediately, and counted as refused).
+//! idle for longer than `idle_timeout` is closed; at most `max_connections` are served at once,
+//! at most `max_connections_per_source` from one address (further ones are accepted and closed
+//! immediately, and counted as refused with the limit that refused them).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +19,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::ListenerContext;
+use super::limits::ConnectionLimiter;
 use crate::batch::{RawBatch, RawFrame, Work, WorkInput};
 use crate::error::IngestError;
 use crate::event::{Source, Timestamp};
@@ -40,6 +41,8 @@ pub struct TcpConfig {
     pub max_frame_bytes: usize,
     /// Connections served at once; more are closed on accept and counted as refused.
     pub max_connections: usize,
+    /// Connections served at once from one source address.
+    pub max_connections_per_source: usize,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
     /// Size of each read.
@@ -51,6 +54,7 @@ impl Default for TcpConfig {
         TcpConfig {
             max_frame_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_source: 256,
             idle_timeout: Duration::from_secs(300),
             read_buffer_bytes: 64 * 1024,
         }
@@ -69,7 +73,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, IngestError> {
 
 /// Accepts and serves connections until the context's shutdown token is cancelled.
 pub async fn run(listener: TcpListener, config: TcpConfig, context: ListenerContext) {
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let limiter = ConnectionLimiter::new(config.max_connections, config.max_connections_per_source);
     let config = Arc::new(config);
     loop {
         let accepted = tokio::select! {
@@ -85,11 +89,14 @@ pub async fn run(listener: TcpListener, config: TcpConfig, context: ListenerCont
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            context.stats.connection_refused();
-            tracing::warn!(%peer, "tcp connection refused: max_connections reached");
-            drop(stream);
-            continue;
+        let permit = match limiter.try_acquire(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                context.stats.connection_refused(refusal);
+                tracing::warn!(%peer, limit = %refusal, "tcp connection refused");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let connection_context = context.clone();
