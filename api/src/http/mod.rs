@@ -3,7 +3,9 @@
 //! Every handler that does more than a few microseconds of work (searching, decoding a large
 //! body) runs it on tokio's blocking pool so the async runtime never stalls.
 
+mod elastic;
 pub mod error;
+mod hec;
 mod incidents;
 mod ingest;
 mod rules;
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::DepthProbe;
 use crate::signatures::Signatures;
 pub use error::ApiError;
+pub use hec::{AckLimits, HecSettings, HecToken};
 
 /// Limits of HTTP ingest.
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ struct StateInner {
     incidents: OnceLock<IncidentRoutes>,
     /// Set once by [`AppState::set_correlation`]; stats report no engine until then.
     correlation: OnceLock<crate::correlation::CorrelationProbe>,
+    /// Set once by [`AppState::set_hec`]; HEC refuses every token until then.
+    hec: OnceLock<hec::Hec>,
 }
 
 /// What the incident routes need: reads and commands, and a token that ends open event streams
@@ -102,6 +107,7 @@ impl AppState {
                 started: Instant::now(),
                 incidents: OnceLock::new(),
                 correlation: OnceLock::new(),
+                hec: OnceLock::new(),
             }),
         }
     }
@@ -124,6 +130,11 @@ impl AppState {
     /// an effect.
     pub fn set_correlation(&self, probe: crate::correlation::CorrelationProbe) {
         let _ = self.inner.correlation.set(probe);
+    }
+
+    /// Serves the Splunk HEC routes with these tokens. Only the first call has an effect.
+    pub fn set_hec(&self, settings: HecSettings) {
+        let _ = self.inner.hec.set(hec::Hec::new(settings));
     }
 
     /// Ready once started, until stopping, and while the WAL takes writes.
@@ -152,6 +163,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
+        .merge(elastic::routes(body_limit))
+        .merge(hec::routes(body_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
