@@ -1,5 +1,5 @@
-//! The Elasticsearch-compatible API, for shippers and clients that speak Elasticsearch
-//! (the official clients, Beats, Logstash, Fluent Bit, Vector's `elasticsearch` sink):
+//! The Elasticsearch-compatible API, for shippers and clients that write with `_bulk` (tested
+//! with the official Python client):
 //!
 //! - `GET /` (and `HEAD /`) answers like an Elasticsearch 8 node (`version.number`, `tagline`);
 //! - `POST|PUT /_bulk` and `/{index}/_bulk` take `index` and `create` actions (see

@@ -1,5 +1,5 @@
-//! The Splunk HTTP Event Collector API, for Splunk logging libraries, the OpenTelemetry
-//! collector's `splunk_hec` exporter, Fluent Bit, Vector and the like:
+//! The Splunk HTTP Event Collector API, for Splunk logging libraries and shippers (tested with
+//! the PyPI `splunk-handler` and `splunk-hec-handler`):
 //!
 //! - `POST /services/collector/event` (also `/services/collector` and `…/event/1.0`): one or
 //!   more concatenated JSON events (see [`cairn_ingest::decode::hec`] for the body and how an

@@ -351,3 +351,28 @@ fn decode_content(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_line_numbers_accepted_lines_in_order_around_rejections() {
+        let rejection = |line| LineRejection {
+            line,
+            reason: RejectReason::InvalidJson,
+            detail: String::new(),
+        };
+        let outcome = LinesOutcome {
+            first_seq: Seq(10),
+            accepted: 3,
+            rejected: vec![rejection(2), rejection(5)],
+        };
+        let fates: Vec<Result<u64, usize>> = outcome
+            .per_line(5)
+            .into_iter()
+            .map(|fate| fate.map(|seq| seq.0).map_err(|rejection| rejection.line))
+            .collect();
+        assert_eq!(fates, vec![Ok(10), Err(2), Ok(11), Ok(12), Err(5)]);
+    }
+}
