@@ -67,6 +67,7 @@ pub struct ConfigFile {
     pub incidents: IncidentsSection,
     pub correlation: CorrelationSection,
     pub wal: WalSection,
+    pub hec: HecSection,
 }
 
 impl Default for ConfigFile {
@@ -83,6 +84,7 @@ impl Default for ConfigFile {
             incidents: IncidentsSection::default(),
             correlation: CorrelationSection::default(),
             wal: WalSection::default(),
+            hec: HecSection::default(),
         }
     }
 }
@@ -549,6 +551,116 @@ impl RulesSection {
     }
 }
 
+/// `[hec]`: the Splunk HTTP Event Collector endpoints (`/services/collector/…`). Without a
+/// token every request is refused (403, "Invalid token").
+///
+/// ```toml
+/// [hec]
+/// max_ack_channels = 1000
+///
+/// [[hec.token]]
+/// name = "web-servers"
+/// token = "5b0e6c0a-8d1f-4c59-9f0e-2f6f0d3c9a11"   # Authorization: Splunk <token>
+/// index = "main"          # index of events that name none
+/// sourcetype = "_json"    # sourcetype of events that name none
+/// ack = false             # indexer acknowledgement (requests need a channel)
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HecSection {
+    /// The accepted tokens.
+    pub token: Vec<HecTokenDef>,
+    /// Acknowledgement channels kept at most (idle ones are forgotten first). Default 1000.
+    pub max_ack_channels: usize,
+    /// Unqueried ack ids kept per channel (the oldest is forgotten). Default 10000.
+    pub max_pending_acks: usize,
+    /// Seconds after which an idle ack channel may be forgotten. Default 600.
+    pub ack_idle_timeout_secs: u64,
+}
+
+impl Default for HecSection {
+    fn default() -> Self {
+        let limits = crate::http::AckLimits::default();
+        HecSection {
+            token: Vec::new(),
+            max_ack_channels: limits.max_channels,
+            max_pending_acks: limits.max_pending,
+            ack_idle_timeout_secs: limits.idle_timeout.as_secs(),
+        }
+    }
+}
+
+/// `[[hec.token]]`: one HEC token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecTokenDef {
+    /// A name for logs (not secret).
+    pub name: String,
+    /// The secret, as senders put it in `Authorization: Splunk <token>`.
+    pub token: String,
+    /// `index` field of events that name none.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// `source` field of events that name none.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `sourcetype` field of events that name none.
+    #[serde(default)]
+    pub sourcetype: Option<String>,
+    /// Indexer acknowledgement. Default false.
+    #[serde(default)]
+    pub ack: bool,
+}
+
+impl HecSection {
+    fn validate(self) -> Result<crate::http::HecSettings, ConfigError> {
+        let mut tokens: Vec<crate::http::HecToken> = Vec::with_capacity(self.token.len());
+        for def in self.token {
+            let invalid = |message: String| ConfigError::Invalid {
+                key: "hec.token",
+                message,
+            };
+            if def.token.trim().is_empty() || def.token.contains(char::is_whitespace) {
+                return Err(invalid(format!(
+                    "token `{}` is empty or contains whitespace",
+                    def.name
+                )));
+            }
+            if tokens.iter().any(|token| token.name == def.name) {
+                return Err(invalid(format!("two tokens are named `{}`", def.name)));
+            }
+            if tokens.iter().any(|token| token.token == def.token) {
+                return Err(invalid(format!(
+                    "token `{}` has the secret of another token",
+                    def.name
+                )));
+            }
+            tokens.push(crate::http::HecToken {
+                name: def.name,
+                token: def.token,
+                index: def.index,
+                source: def.source,
+                sourcetype: def.sourcetype,
+                ack: def.ack,
+            });
+        }
+        if self.max_ack_channels == 0 || self.max_pending_acks == 0 {
+            return Err(ConfigError::Invalid {
+                key: "hec.max_ack_channels",
+                message: "max_ack_channels and max_pending_acks must be greater than 0".to_string(),
+            });
+        }
+        Ok(crate::http::HecSettings {
+            tokens,
+            ack: crate::http::AckLimits {
+                max_channels: self.max_ack_channels,
+                max_pending: self.max_pending_acks,
+                idle_timeout: Duration::from_secs(self.ack_idle_timeout_secs),
+            },
+        })
+    }
+}
+
 /// `[http]`: the API and HTTP ingest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -747,6 +859,8 @@ pub struct Config {
     pub correlation: cairn_correlate::EngineConfig,
     /// `[wal]`.
     pub wal: cairn_ingest::wal::WalOptions,
+    /// `[hec]`.
+    pub hec: crate::http::HecSettings,
 }
 
 impl ConfigFile {
@@ -816,6 +930,7 @@ impl ConfigFile {
         }
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
         let incidents = self.incidents.validate()?;
+        let hec = self.hec.validate()?;
         let correlation = self.correlation.validate()?;
         let wal = self
             .wal
@@ -908,6 +1023,7 @@ impl ConfigFile {
             incidents,
             correlation,
             wal,
+            hec,
         })
     }
 }
@@ -948,6 +1064,30 @@ mod tests {
         );
         assert_eq!(config.max_frame_bytes, 65536);
         assert_eq!(config.commit_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn hec_tokens_are_validated() {
+        let config = ConfigFile::from_toml(
+            "[[hec.token]]\nname = \"a\"\ntoken = \"t1\"\nindex = \"main\"\nack = true\n",
+        )
+        .expect("toml")
+        .validate()
+        .expect("valid");
+        assert_eq!(config.hec.tokens.len(), 1);
+        assert!(config.hec.tokens[0].ack);
+        assert_eq!(config.hec.tokens[0].index.as_deref(), Some("main"));
+        for bad in [
+            "[[hec.token]]\nname = \"a\"\ntoken = \" \"\n",
+            "[[hec.token]]\nname = \"a\"\ntoken = \"x\"\n[[hec.token]]\nname = \"b\"\ntoken = \"x\"\n",
+            "[[hec.token]]\nname = \"a\"\ntoken = \"x\"\n[[hec.token]]\nname = \"a\"\ntoken = \"y\"\n",
+        ] {
+            let error = ConfigFile::from_toml(bad)
+                .expect("toml")
+                .validate()
+                .expect_err("invalid");
+            assert!(error.to_string().contains("hec.token"), "{error}");
+        }
     }
 
     #[test]

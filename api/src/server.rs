@@ -262,6 +262,7 @@ pub async fn run(
     );
     state.set_incidents(incidents.handle(), listener_shutdown.clone());
     state.set_correlation(pipeline.correlation_probe());
+    state.set_hec(config.hec.clone());
     if let Some(addr) = config.http {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,

@@ -308,6 +308,10 @@ pub enum Source {
     HttpNdjson,
     /// `cairn replay` and other file input.
     File,
+    /// Elasticsearch-compatible `_bulk` ingest.
+    HttpElastic,
+    /// Splunk HTTP Event Collector ingest (`/services/collector/…`).
+    HttpHec,
 }
 
 impl Source {
@@ -317,6 +321,8 @@ impl Source {
             Source::SyslogTcp => "syslog_tcp",
             Source::HttpNdjson => "http_ndjson",
             Source::File => "file",
+            Source::HttpElastic => "http_elastic",
+            Source::HttpHec => "http_hec",
         }
     }
 }

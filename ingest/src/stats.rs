@@ -53,7 +53,8 @@ impl DropReason {
     }
 }
 
-/// Why an HTTP-ingested line was rejected (answered to the sender, never indexed).
+/// Why an HTTP-ingested line (an NDJSON line, an Elasticsearch `_bulk` item, a Splunk HEC event)
+/// was rejected (answered to the sender, never indexed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// The line is neither a JSON object nor a JSON string.
@@ -66,15 +67,33 @@ pub enum RejectReason {
     LineTooLong,
     /// JSON nesting deeper than the limit.
     TooDeep,
+    /// A `_bulk` action that Cairn does not take (`update`, `delete`, or an unknown one).
+    UnsupportedAction,
+    /// A `_bulk` `index`/`create` action with no document line after it.
+    MissingDocument,
+    /// A `_bulk` action with no `_index`, on a path that names none.
+    MissingIndex,
+    /// A HEC event object with no `event` (or a null one).
+    MissingEvent,
+    /// A HEC event whose `event` is an empty string.
+    BlankEvent,
+    /// A HEC event whose `fields` is not a JSON object.
+    InvalidFields,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::InvalidJson,
         RejectReason::MissingMessage,
         RejectReason::InvalidTimestamp,
         RejectReason::LineTooLong,
         RejectReason::TooDeep,
+        RejectReason::UnsupportedAction,
+        RejectReason::MissingDocument,
+        RejectReason::MissingIndex,
+        RejectReason::MissingEvent,
+        RejectReason::BlankEvent,
+        RejectReason::InvalidFields,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,16 +103,27 @@ impl RejectReason {
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::TooDeep => "too_deep",
+            RejectReason::UnsupportedAction => "unsupported_action",
+            RejectReason::MissingDocument => "missing_document",
+            RejectReason::MissingIndex => "missing_index",
+            RejectReason::MissingEvent => "missing_event",
+            RejectReason::BlankEvent => "blank_event",
+            RejectReason::InvalidFields => "invalid_fields",
         }
     }
 }
 
-const SOURCES: [Source; 4] = [
+const SOURCES: [Source; 6] = [
     Source::SyslogUdp,
     Source::SyslogTcp,
     Source::HttpNdjson,
     Source::File,
+    Source::HttpElastic,
+    Source::HttpHec,
 ];
+
+/// The HTTP sources, whose rejections are also counted per source.
+const HTTP_SOURCES: [Source; 3] = [Source::HttpNdjson, Source::HttpElastic, Source::HttpHec];
 
 fn source_index(source: Source) -> usize {
     match source {
@@ -101,14 +131,16 @@ fn source_index(source: Source) -> usize {
         Source::SyslogTcp => 1,
         Source::HttpNdjson => 2,
         Source::File => 3,
+        Source::HttpElastic => 4,
+        Source::HttpHec => 5,
     }
 }
 
 /// All counters of one appliance. Shared as `Arc<Stats>`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    received: [AtomicU64; 4],
-    received_bytes: [AtomicU64; 4],
+    received: [AtomicU64; 6],
+    received_bytes: [AtomicU64; 6],
     replayed: AtomicU64,
     parsed: AtomicU64,
     malformed: AtomicU64,
@@ -116,7 +148,9 @@ pub struct Stats {
     invalid_utf8: AtomicU64,
     indexed: AtomicU64,
     dropped: [AtomicU64; 6],
-    rejected: [AtomicU64; 5],
+    rejected: [AtomicU64; 11],
+    /// Rejections by HTTP source (index into `HTTP_SOURCES`) and reason.
+    rejected_by_source: [[AtomicU64; 11]; 3],
     batches: AtomicU64,
     commits: AtomicU64,
     connections_accepted: AtomicU64,
@@ -126,6 +160,7 @@ pub struct Stats {
     connections_idle_closed: AtomicU64,
     http_throttled: AtomicU64,
     http_body_too_large: AtomicU64,
+    http_unauthorized: AtomicU64,
     /// Connections to the HTTP listener.
     pub http_connections: ConnectionCounters,
 }
@@ -193,6 +228,13 @@ fn add(counter: &AtomicU64, n: u64) {
     }
 }
 
+fn reject_index(reason: RejectReason) -> usize {
+    RejectReason::ALL
+        .iter()
+        .position(|candidate| *candidate == reason)
+        .unwrap_or(0)
+}
+
 fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
@@ -239,11 +281,20 @@ impl Stats {
     }
 
     pub fn record_rejected(&self, reason: RejectReason, events: u64) {
-        let index = RejectReason::ALL
+        add(&self.rejected[reject_index(reason)], events);
+    }
+
+    /// `events` events from the HTTP source `source` were rejected for `reason`: counted in the
+    /// totals by reason and by source (a non-HTTP source only in the totals).
+    pub fn record_rejected_from(&self, source: Source, reason: RejectReason, events: u64) {
+        self.record_rejected(reason, events);
+        if let Some(by_source) = HTTP_SOURCES
             .iter()
-            .position(|candidate| *candidate == reason)
-            .unwrap_or(0);
-        add(&self.rejected[index], events);
+            .position(|candidate| *candidate == source)
+            .and_then(|index| self.rejected_by_source.get(index))
+        {
+            add(&by_source[reject_index(reason)], events);
+        }
     }
 
     pub fn connection_opened(&self) {
@@ -274,6 +325,11 @@ impl Stats {
 
     pub fn http_body_too_large(&self) {
         add(&self.http_body_too_large, 1);
+    }
+
+    /// An HTTP ingest request was refused for a missing or wrong token.
+    pub fn http_unauthorized(&self) {
+        add(&self.http_unauthorized, 1);
     }
 
     pub fn indexed(&self) -> u64 {
@@ -350,6 +406,19 @@ impl Stats {
             http_throttled: get(&self.http_throttled),
             http_body_too_large: get(&self.http_body_too_large),
             http_connections: self.http_connections.snapshot(),
+            http_unauthorized: get(&self.http_unauthorized),
+            rejected_by_source: HTTP_SOURCES
+                .iter()
+                .zip(&self.rejected_by_source)
+                .map(|(source, counters)| {
+                    let by_reason = RejectReason::ALL
+                        .iter()
+                        .zip(counters)
+                        .map(|(reason, counter)| (reason.name().to_string(), get(counter)))
+                        .collect();
+                    (source.name().to_string(), by_reason)
+                })
+                .collect(),
         }
     }
 }
@@ -384,6 +453,11 @@ pub struct StatsSnapshot {
     pub http_throttled: u64,
     pub http_body_too_large: u64,
     pub http_connections: ConnectionSnapshot,
+    /// HTTP ingest requests refused for a missing or wrong token (Splunk HEC).
+    pub http_unauthorized: u64,
+    /// HTTP rejections by source (`http_ndjson`, `http_elastic`, `http_hec`), then by reason.
+    pub rejected_by_source:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 /// The reconciliation of the counters: once the queues are drained, `in_flight` is zero and
@@ -428,5 +502,25 @@ mod tests {
         assert_eq!(snapshot.reconcile.outputs, 16);
         assert_eq!(snapshot.reconcile.in_flight, 3);
         assert_eq!(snapshot.dropped["wal_unavailable"], 1);
+    }
+
+    #[test]
+    fn rejections_are_counted_by_http_source() {
+        let stats = Stats::new();
+        stats.record_rejected_from(Source::HttpElastic, RejectReason::MissingDocument, 2);
+        stats.record_rejected_from(Source::HttpHec, RejectReason::BlankEvent, 1);
+        stats.record_rejected_from(Source::SyslogTcp, RejectReason::InvalidJson, 1);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.rejected_total, 4);
+        assert_eq!(
+            snapshot.rejected_by_source["http_elastic"]["missing_document"],
+            2
+        );
+        assert_eq!(snapshot.rejected_by_source["http_hec"]["blank_event"], 1);
+        assert_eq!(
+            snapshot.rejected_by_source["http_ndjson"]["invalid_json"],
+            0
+        );
+        assert!(!snapshot.rejected_by_source.contains_key("syslog_tcp"));
     }
 }

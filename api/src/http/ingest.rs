@@ -14,6 +14,11 @@
 //! good 503; in both cases the client retries the whole body (some of it may then be indexed
 //! twice, which at-least-once allows). The WAL write and the queueing run in their own task, so
 //! a client that hangs up cannot leave a record appended but never queued.
+//!
+//! The compatibility APIs (Elasticsearch `_bulk` in [`super::elastic`], Splunk HEC in
+//! [`super::hec`]) rewrite their items into NDJSON lines and go through the same
+//! [`read_body`] and [`ingest_lines`]: same limits, WAL, durability wait, backpressure and
+//! counters, under their own source.
 
 use std::sync::Arc;
 
@@ -25,10 +30,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cairn_ingest::batch::{RawBatch, RawFrame, Work, WorkInput};
 use cairn_ingest::decode::gzip::gunzip_limited;
-use cairn_ingest::decode::ndjson::{NdjsonLimits, NdjsonOutcome, decode_ndjson};
+use cairn_ingest::decode::ndjson::{LineRejection, NdjsonLimits, NdjsonOutcome, decode_ndjson};
 use cairn_ingest::listeners::WalSink;
 use cairn_ingest::queue::BatchQueue;
-use cairn_ingest::stats::{DropReason, Stats};
+use cairn_ingest::stats::{DropReason, RejectReason, Stats};
 use cairn_ingest::wal::{FrameFormat, WalError};
 use cairn_ingest::{Event, EventFlags, FrameMeta, IngestError, Seq, Source, Timestamp};
 use serde::Serialize;
@@ -59,6 +64,38 @@ pub(super) async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = read_body(&state, &headers, body)?;
+    let outcome = ingest_lines(&state, Source::HttpNdjson, body).await?;
+    let rejected = &outcome.rejected;
+    let status = if outcome.accepted == 0 && !rejected.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let response = IngestResponse {
+        accepted: outcome.accepted,
+        rejected: rejected.len(),
+        errors: rejected
+            .iter()
+            .take(MAX_LISTED_ERRORS)
+            .map(|rejection| LineError {
+                line: rejection.line,
+                reason: rejection.reason.name(),
+                message: rejection.detail.clone(),
+            })
+            .collect(),
+    };
+    Ok((status, Json(response)).into_response())
+}
+
+/// The body of an ingest request, within the limits: over `max_body_bytes` → 413, gzip
+/// inflated up to `max_decompressed_bytes` (413 beyond), 503 while shutting down. Shared by
+/// every HTTP ingest route (NDJSON, Elasticsearch `_bulk`, Splunk HEC).
+pub(super) fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
     let stats = &state.inner.stats;
     let limits = &state.inner.limits;
     let body = body.map_err(|rejection| {
@@ -77,16 +114,64 @@ pub(super) async fn ingest(
             ApiError::BadRequest(rejection.body_text())
         }
     })?;
-    let body = decode_content(&headers, body, limits.max_decompressed_bytes, stats)?;
+    let body = decode_content(headers, body, limits.max_decompressed_bytes, stats)?;
     if state.inner.work_queue.is_closed() {
         return Err(ApiError::Unavailable("cairn is shutting down".to_string()));
     }
+    Ok(body)
+}
 
+/// What became of the NDJSON lines of one body (see [`ingest_lines`]).
+#[derive(Debug)]
+pub(super) struct LinesOutcome {
+    /// The sequence number of the first accepted line; the others follow in line order.
+    pub first_seq: Seq,
+    pub accepted: usize,
+    /// The rejected lines, in line order.
+    pub rejected: Vec<LineRejection>,
+}
+
+impl LinesOutcome {
+    /// The fate of each of the body's first `lines` non-blank lines, in order: the event's
+    /// sequence number, or the line's rejection. For bodies without blank lines (the canonical
+    /// lines of the compatibility APIs), line `n` of the body is item `n - 1`.
+    pub fn per_line(&self, lines: usize) -> Vec<Result<Seq, &LineRejection>> {
+        let mut rejected = self.rejected.iter().peekable();
+        let mut next_seq = self.first_seq.0;
+        (1..=lines)
+            .map(
+                |line| match rejected.next_if(|rejection| rejection.line == line) {
+                    Some(rejection) => Err(rejection),
+                    None => {
+                        let seq = Seq(next_seq);
+                        next_seq += 1;
+                        Ok(seq)
+                    }
+                },
+            )
+            .collect()
+    }
+}
+
+/// Decodes an NDJSON body, and makes its accepted lines durable in the WAL and queues them
+/// (see the module docs), as events of `source`. Counts every line as received from `source`,
+/// and every rejected line by reason.
+///
+/// # Errors
+/// 429 ([`ApiError::Throttled`]) when the pipeline is full (nothing of the body was taken), 503
+/// or 413 when the WAL refused (see [`wal_error`]).
+pub(super) async fn ingest_lines(
+    state: &AppState,
+    source: Source,
+    body: Bytes,
+) -> Result<LinesOutcome, ApiError> {
+    let stats = &state.inner.stats;
+    let limits = &state.inner.limits;
     let base = FrameMeta {
         seq: Seq(0),
         received_at: Timestamp::now(),
         peer: None,
-        source: Source::HttpNdjson,
+        source,
         flags: EventFlags::empty(),
     };
     let ndjson_limits = NdjsonLimits {
@@ -108,6 +193,7 @@ pub(super) async fn ingest(
     } = outcome;
 
     let accepted = events.len();
+    let mut first_seq = Seq(0);
     if accepted > 0 {
         let queue = &state.inner.work_queue;
         if queue.is_full() {
@@ -116,9 +202,9 @@ pub(super) async fn ingest(
                 retry_after: limits.retry_after,
             });
         }
-        let first = state.inner.seqs.allocate(accepted);
+        first_seq = state.inner.seqs.allocate(accepted);
         for (offset, event) in events.iter_mut().enumerate() {
-            event.seq = Seq(first.0 + offset as u64);
+            event.seq = Seq(first_seq.0 + offset as u64);
         }
         let logging = tokio::spawn(log_and_queue(
             state.inner.wal.clone(),
@@ -126,35 +212,38 @@ pub(super) async fn ingest(
             Arc::clone(stats),
             events,
             base.received_at,
+            source,
         ));
         logging
             .await
             .map_err(|error| ApiError::Internal(format!("ingest task failed: {error}")))?
             .map_err(|error| wal_error(error, limits.retry_after))?;
     }
-    stats.record_received(Source::HttpNdjson, rejected.len() as u64, 0);
-    for rejection in &rejected {
-        stats.record_rejected(rejection.reason, 1);
-    }
-    let status = if accepted == 0 && !rejected.is_empty() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    let response = IngestResponse {
+    count_rejected(
+        stats,
+        source,
+        rejected.iter().map(|rejection| rejection.reason),
+    );
+    Ok(LinesOutcome {
+        first_seq,
         accepted,
-        rejected: rejected.len(),
-        errors: rejected
-            .iter()
-            .take(MAX_LISTED_ERRORS)
-            .map(|rejection| LineError {
-                line: rejection.line,
-                reason: rejection.reason.name(),
-                message: rejection.detail.clone(),
-            })
-            .collect(),
-    };
-    Ok((status, Json(response)).into_response())
+        rejected,
+    })
+}
+
+/// Counts items of `source` rejected before they became lines (or as lines): each is received
+/// and rejected with its reason.
+pub(super) fn count_rejected(
+    stats: &Stats,
+    source: Source,
+    reasons: impl IntoIterator<Item = RejectReason>,
+) {
+    let mut count = 0u64;
+    for reason in reasons {
+        stats.record_rejected_from(source, reason, 1);
+        count += 1;
+    }
+    stats.record_received(source, count, 0);
 }
 
 /// Appends the accepted events' lines to the WAL, waits until they are durable, and queues them.
@@ -170,9 +259,10 @@ async fn log_and_queue(
     stats: Arc<Stats>,
     events: Vec<Event>,
     received_at: Timestamp,
+    source: Source,
 ) -> Result<(), WalError> {
     let lines = RawBatch {
-        source: Source::HttpNdjson,
+        source,
         peer: None,
         peers: Vec::new(),
         received_at,
@@ -204,7 +294,7 @@ async fn log_and_queue(
     let mut events = events.into_iter();
     for (range, count, bytes) in appended {
         let chunk: Vec<Event> = events.by_ref().take(count).collect();
-        stats.record_received(Source::HttpNdjson, count as u64, bytes as u64);
+        stats.record_received(source, count as u64, bytes as u64);
         if durable.is_err() {
             // Not known to be on disk: the client is told to retry; not indexed by this run.
             wal.skip(range);
@@ -264,5 +354,30 @@ fn decode_content(
         other => Err(ApiError::UnsupportedMediaType(format!(
             "Content-Encoding `{other}` is not supported (use gzip or identity)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_line_numbers_accepted_lines_in_order_around_rejections() {
+        let rejection = |line| LineRejection {
+            line,
+            reason: RejectReason::InvalidJson,
+            detail: String::new(),
+        };
+        let outcome = LinesOutcome {
+            first_seq: Seq(10),
+            accepted: 3,
+            rejected: vec![rejection(2), rejection(5)],
+        };
+        let fates: Vec<Result<u64, usize>> = outcome
+            .per_line(5)
+            .into_iter()
+            .map(|fate| fate.map(|seq| seq.0).map_err(|rejection| rejection.line))
+            .collect();
+        assert_eq!(fates, vec![Ok(10), Err(2), Ok(11), Ok(12), Err(5)]);
     }
 }

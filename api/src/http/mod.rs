@@ -3,7 +3,9 @@
 //! Every handler that does more than a few microseconds of work (searching, decoding a large
 //! body) runs it on tokio's blocking pool so the async runtime never stalls.
 
+mod elastic;
 pub mod error;
+mod hec;
 mod incidents;
 mod ingest;
 mod rules;
@@ -31,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::DepthProbe;
 use crate::signatures::Signatures;
 pub use error::ApiError;
+pub use hec::{AckLimits, HecSettings, HecToken};
 
 /// Limits of HTTP ingest.
 #[derive(Debug, Clone)]
@@ -64,6 +67,8 @@ struct StateInner {
     incidents: OnceLock<IncidentRoutes>,
     /// Set once by [`AppState::set_correlation`]; stats report no engine until then.
     correlation: OnceLock<crate::correlation::CorrelationProbe>,
+    /// Set once by [`AppState::set_hec`]; HEC refuses every token until then.
+    hec: OnceLock<hec::Hec>,
 }
 
 /// What the incident routes need: reads and commands, and a token that ends open event streams
@@ -103,6 +108,7 @@ impl AppState {
                 started: Instant::now(),
                 incidents: OnceLock::new(),
                 correlation: OnceLock::new(),
+                hec: OnceLock::new(),
             }),
         }
     }
@@ -127,9 +133,27 @@ impl AppState {
         let _ = self.inner.correlation.set(probe);
     }
 
+    /// Serves the Splunk HEC routes with these tokens. Only the first call has an effect.
+    pub fn set_hec(&self, settings: HecSettings) {
+        let _ = self.inner.hec.set(hec::Hec::new(settings));
+    }
+
     /// Ready once started, until stopping, and while the WAL takes writes.
     fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst) && !self.inner.wal.wal.is_failed()
+    }
+}
+
+/// `error` in the shape of the API that serves `path`: Splunk HEC's, Elasticsearch's, or
+/// Cairn's own. For answers given before a request reaches its handler (memory budget).
+pub(crate) fn error_for_path(path: &str, error: ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if path.starts_with("/services/collector") {
+        hec::HecError::from(error).into_response()
+    } else if path == "/" || path.starts_with("/_") || path.contains("/_") {
+        elastic::EsError::from(error).into_response()
+    } else {
+        error.into_response()
     }
 }
 
@@ -153,6 +177,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
+        .merge(elastic::routes(body_limit))
+        .merge(hec::routes(body_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

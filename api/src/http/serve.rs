@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::response::IntoResponse;
 
 use super::ApiError;
 use cairn_ingest::listeners::limits::ConnectionLimiter;
@@ -164,7 +163,11 @@ pub async fn serve(
                 async move {
                     let Ok(reservation) = reservation else {
                         stats.http_throttled();
-                        return Ok(ApiError::Throttled { retry_after }.into_response());
+                        let path = request.uri().path();
+                        return Ok(super::error_for_path(
+                            path,
+                            ApiError::Throttled { retry_after },
+                        ));
                     };
                     let response = app.oneshot(request).await;
                     drop(reservation);

@@ -190,6 +190,29 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         &labelled("reason", &counters.rejected),
     );
     family(
+        "cairn_http_rejected_events_total",
+        "counter",
+        "HTTP lines, _bulk items and HEC events rejected, by source and reason.",
+        &counters
+            .rejected_by_source
+            .iter()
+            .flat_map(|(source, reasons)| {
+                reasons.iter().map(move |(reason, value)| {
+                    (
+                        format!("{{source=\"{source}\",reason=\"{reason}\"}}"),
+                        *value,
+                    )
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+    family(
+        "cairn_http_unauthorized_total",
+        "counter",
+        "HTTP ingest requests refused for a missing or wrong token (Splunk HEC).",
+        &plain(counters.http_unauthorized),
+    );
+    family(
         "cairn_index_commits_total",
         "counter",
         "Index commits.",

@@ -51,6 +51,8 @@ fn source_code(source: Source) -> u8 {
         Source::SyslogTcp => 1,
         Source::HttpNdjson => 2,
         Source::File => 3,
+        Source::HttpElastic => 4,
+        Source::HttpHec => 5,
     }
 }
 
@@ -60,6 +62,8 @@ fn source_from_code(code: u8) -> Option<Source> {
         1 => Some(Source::SyslogTcp),
         2 => Some(Source::HttpNdjson),
         3 => Some(Source::File),
+        4 => Some(Source::HttpElastic),
+        5 => Some(Source::HttpHec),
         _ => None,
     }
 }
@@ -372,7 +376,7 @@ mod tests {
         #[test]
         fn any_batch_round_trips(
             ndjson in proptest::bool::ANY,
-            source in 0u8..4,
+            source in 0u8..6,
             peer in proptest::option::of(arbitrary_addr()),
             peers in proptest::collection::vec(arbitrary_addr(), 0..4),
             received_at in proptest::num::i64::ANY,
