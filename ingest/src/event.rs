@@ -308,6 +308,10 @@ pub enum Source {
     HttpNdjson,
     /// `cairn replay` and other file input.
     File,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
+    /// RELP (rsyslog's reliable event logging protocol).
+    Relp,
 }
 
 impl Source {
@@ -317,6 +321,8 @@ impl Source {
             Source::SyslogTcp => "syslog_tcp",
             Source::HttpNdjson => "http_ndjson",
             Source::File => "file",
+            Source::SyslogTls => "syslog_tls",
+            Source::Relp => "relp",
         }
     }
 }

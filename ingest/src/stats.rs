@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::event::Source;
+use crate::tls::HandshakeFailure;
 
 /// Why an event that was received is not indexed. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,11 +88,13 @@ impl RejectReason {
     }
 }
 
-const SOURCES: [Source; 4] = [
+const SOURCES: [Source; 6] = [
     Source::SyslogUdp,
     Source::SyslogTcp,
     Source::HttpNdjson,
     Source::File,
+    Source::SyslogTls,
+    Source::Relp,
 ];
 
 fn source_index(source: Source) -> usize {
@@ -100,14 +103,16 @@ fn source_index(source: Source) -> usize {
         Source::SyslogTcp => 1,
         Source::HttpNdjson => 2,
         Source::File => 3,
+        Source::SyslogTls => 4,
+        Source::Relp => 5,
     }
 }
 
 /// All counters of one appliance. Shared as `Arc<Stats>`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    received: [AtomicU64; 4],
-    received_bytes: [AtomicU64; 4],
+    received: [AtomicU64; 6],
+    received_bytes: [AtomicU64; 6],
     replayed: AtomicU64,
     parsed: AtomicU64,
     malformed: AtomicU64,
@@ -124,6 +129,9 @@ pub struct Stats {
     connections_idle_closed: AtomicU64,
     http_throttled: AtomicU64,
     http_body_too_large: AtomicU64,
+    tls_handshake_failed: [AtomicU64; 5],
+    relp_sessions: AtomicU64,
+    relp_protocol_errors: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -210,6 +218,25 @@ impl Stats {
         add(&self.http_body_too_large, 1);
     }
 
+    /// A TLS handshake failed (the connection was closed before any frame was read).
+    pub fn tls_handshake_failed(&self, reason: HandshakeFailure) {
+        let index = HandshakeFailure::ALL
+            .iter()
+            .position(|candidate| *candidate == reason)
+            .unwrap_or(0);
+        add(&self.tls_handshake_failed[index], 1);
+    }
+
+    /// A RELP client opened a session (`open` answered `200 OK`).
+    pub fn relp_session_opened(&self) {
+        add(&self.relp_sessions, 1);
+    }
+
+    /// A RELP session was closed for a protocol error (bad frame, unknown command, oversized).
+    pub fn relp_protocol_error(&self) {
+        add(&self.relp_protocol_errors, 1);
+    }
+
     pub fn indexed(&self) -> u64 {
         get(&self.indexed)
     }
@@ -282,6 +309,13 @@ impl Stats {
             connections_idle_closed: get(&self.connections_idle_closed),
             http_throttled: get(&self.http_throttled),
             http_body_too_large: get(&self.http_body_too_large),
+            tls_handshake_failed: HandshakeFailure::ALL
+                .iter()
+                .zip(&self.tls_handshake_failed)
+                .map(|(reason, counter)| (reason.name().to_string(), get(counter)))
+                .collect(),
+            relp_sessions: get(&self.relp_sessions),
+            relp_protocol_errors: get(&self.relp_protocol_errors),
         }
     }
 }
@@ -314,6 +348,12 @@ pub struct StatsSnapshot {
     pub connections_idle_closed: u64,
     pub http_throttled: u64,
     pub http_body_too_large: u64,
+    /// Failed TLS handshakes (syslog over TLS), by reason (`untrusted_certificate`, …).
+    pub tls_handshake_failed: std::collections::BTreeMap<String, u64>,
+    /// RELP sessions opened.
+    pub relp_sessions: u64,
+    /// RELP sessions closed for a protocol error.
+    pub relp_protocol_errors: u64,
 }
 
 /// The reconciliation of the counters: once the queues are drained, `in_flight` is zero and

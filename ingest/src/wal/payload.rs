@@ -51,6 +51,8 @@ fn source_code(source: Source) -> u8 {
         Source::SyslogTcp => 1,
         Source::HttpNdjson => 2,
         Source::File => 3,
+        Source::SyslogTls => 4,
+        Source::Relp => 5,
     }
 }
 
@@ -60,6 +62,8 @@ fn source_from_code(code: u8) -> Option<Source> {
         1 => Some(Source::SyslogTcp),
         2 => Some(Source::HttpNdjson),
         3 => Some(Source::File),
+        4 => Some(Source::SyslogTls),
+        5 => Some(Source::Relp),
         _ => None,
     }
 }
