@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod external;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
