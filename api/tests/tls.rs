@@ -309,6 +309,31 @@ fn server_only_tls_delivers_a_client_without_certificate_lf_framed() {
     );
     feed(&mut sender, &sshd_lines(&token, 25));
     assert_delivered(&cairn, &token, 25);
+    // A CEF event relayed over TLS: its header and extension become searchable fields.
+    let cef_token = unique_token("tlscef");
+    feed(
+        &mut sender,
+        &[format!(
+            "<134>Jan  2 03:04:05 fw01 CEF:0|Security|threatmanager|1.0|100|worm successfully stopped {cef_token}|10|src=10.0.0.1 dst=2.1.2.2 spt=1232 act=blocked a \\= b"
+        )],
+    );
+    let found = cairn.search_until(&cef_token, 1);
+    let event = &found["events"][0];
+    assert_eq!(event["fields"]["device_vendor"], "Security", "{event}");
+    assert_eq!(
+        event["fields"]["device_product"], "threatmanager",
+        "{event}"
+    );
+    assert_eq!(event["fields"]["signature_id"], "100", "{event}");
+    assert_eq!(event["fields"]["cef_severity"], 10, "{event}");
+    assert_eq!(event["fields"]["src_ip"], "10.0.0.1", "{event}");
+    assert_eq!(event["fields"]["src_port"], 1232, "{event}");
+    assert_eq!(event["fields"]["act"], "blocked a = b", "{event}");
+    let by_field = cairn.search(
+        &format!("{cef_token} AND fields.device_product:threatmanager"),
+        "",
+    );
+    assert_eq!(by_field["total"], 1, "{by_field}");
     assert_eq!(
         handshake_failures(&cairn.stats(), "no_client_certificate"),
         0
