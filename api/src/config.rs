@@ -721,6 +721,21 @@ pub struct SyslogSection {
     pub idle_timeout_secs: u64,
     /// Requested kernel UDP receive buffer, bytes. Default 8 MiB (capped by `net.core.rmem_max`).
     pub udp_receive_buffer_bytes: usize,
+    /// Syslog over TLS (RFC 5425) listen address, or `off`. Default `off` (needs `tls_cert` and
+    /// `tls_key`); the usual port is 6514. Same framing and limits as `tcp`.
+    pub tls: ListenAddr,
+    /// Server certificate chain, PEM (leaf first). Required when `tls` is on.
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key, PEM (PKCS#8, PKCS#1 or SEC1). Required when `tls` is on.
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates, PEM: when set, clients must present a certificate that chains to one of
+    /// them (mutual TLS); others are refused and counted. Default unset (no client certificate).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Seconds a client has to finish its TLS handshake. Default 10.
+    pub tls_handshake_timeout_secs: u64,
+    /// RELP listen address, or `off`. Default `off`; rsyslog's `omrelp` usually sends to 2514.
+    /// Messages are acknowledged once durable in the WAL. Same limits as `tcp`.
+    pub relp: ListenAddr,
 }
 
 impl Default for SyslogSection {
@@ -734,7 +749,38 @@ impl Default for SyslogSection {
             max_connections_per_source: 256,
             idle_timeout_secs: 300,
             udp_receive_buffer_bytes: 8 << 20,
+            tls: ListenAddr(None),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_handshake_timeout_secs: 10,
+            relp: ListenAddr(None),
         }
+    }
+}
+
+impl SyslogSection {
+    /// The TLS listener's address and files, when `tls` is on; both files are required then.
+    fn tls_listener(
+        &self,
+    ) -> Result<Option<(SocketAddr, cairn_ingest::tls::TlsFiles)>, ConfigError> {
+        let Some(addr) = self.tls.0 else {
+            return Ok(None);
+        };
+        let required = |key: &'static str, path: &Option<PathBuf>| {
+            path.clone().ok_or_else(|| ConfigError::Invalid {
+                key,
+                message: format!("syslog over TLS on {addr} needs a PEM file here"),
+            })
+        };
+        Ok(Some((
+            addr,
+            cairn_ingest::tls::TlsFiles {
+                cert: required("syslog.tls_cert", &self.tls_cert)?,
+                key: required("syslog.tls_key", &self.tls_key)?,
+                client_ca: self.tls_client_ca.clone(),
+            },
+        )))
     }
 }
 
@@ -819,6 +865,10 @@ pub struct Overrides {
     pub http: Option<ListenAddr>,
     pub syslog_udp: Option<ListenAddr>,
     pub syslog_tcp: Option<ListenAddr>,
+    /// `--syslog-tls`.
+    pub syslog_tls: Option<ListenAddr>,
+    /// `--relp`.
+    pub relp: Option<ListenAddr>,
     /// Extra rule paths (`--rules`, repeatable).
     pub rules: Vec<PathBuf>,
 }
@@ -830,6 +880,10 @@ pub struct Config {
     pub http: Option<SocketAddr>,
     pub syslog_udp: Option<SocketAddr>,
     pub syslog_tcp: Option<SocketAddr>,
+    /// Syslog over TLS: the address and the files of the server identity (read at start).
+    pub syslog_tls: Option<(SocketAddr, cairn_ingest::tls::TlsFiles)>,
+    pub tls_handshake_timeout: Duration,
+    pub relp: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
     pub max_line_bytes: usize,
@@ -895,6 +949,12 @@ impl ConfigFile {
         if let Some(tcp) = overrides.syslog_tcp {
             self.syslog.tcp = tcp;
         }
+        if let Some(tls) = overrides.syslog_tls {
+            self.syslog.tls = tls;
+        }
+        if let Some(relp) = overrides.relp {
+            self.syslog.relp = relp;
+        }
         self.rules.paths.extend(overrides.rules);
         self
     }
@@ -928,6 +988,7 @@ impl ConfigFile {
                 message: "must be at least 16 (tantivy's minimum per thread)".to_string(),
             });
         }
+        let syslog_tls = self.syslog.tls_listener()?;
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
         let incidents = self.incidents.validate()?;
         let hec = self.hec.validate()?;
@@ -971,6 +1032,12 @@ impl ConfigFile {
             http: self.http.listen.0,
             syslog_udp: self.syslog.udp.0,
             syslog_tcp: self.syslog.tcp.0,
+            syslog_tls,
+            tls_handshake_timeout: Duration::from_secs(positive(
+                "syslog.tls_handshake_timeout_secs",
+                usize::try_from(self.syslog.tls_handshake_timeout_secs).unwrap_or(usize::MAX),
+            )? as u64),
+            relp: self.syslog.relp.0,
             max_body_bytes: positive("http.max_body_bytes", self.http.max_body_bytes)?,
             max_decompressed_bytes: positive(
                 "http.max_decompressed_bytes",

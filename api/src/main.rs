@@ -84,6 +84,12 @@ struct ServeArgs {
     /// Syslog TCP address, or `off` (default 0.0.0.0:5514).
     #[arg(long, value_name = "ADDR", value_parser = ListenAddr::parse)]
     syslog_tcp: Option<ListenAddr>,
+    /// Syslog over TLS address, or `off` (default off; needs `[syslog] tls_cert` and `tls_key`).
+    #[arg(long, value_name = "ADDR", value_parser = ListenAddr::parse)]
+    syslog_tls: Option<ListenAddr>,
+    /// RELP address, or `off` (default off).
+    #[arg(long, value_name = "ADDR", value_parser = ListenAddr::parse)]
+    relp: Option<ListenAddr>,
     /// Sigma rule file or folder, in addition to the built-in pack (repeatable).
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<PathBuf>,
@@ -201,6 +207,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             http: args.http,
             syslog_udp: args.syslog_udp,
             syslog_tcp: args.syslog_tcp,
+            syslog_tls: args.syslog_tls,
+            relp: args.relp,
             rules: args.rules,
         })
         .validate()?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
 use cairn_index::{EventIndex, IndexOptions};
 use cairn_ingest::batch::SeqAllocator;
-use cairn_ingest::listeners::{ListenerContext, WalSink, tcp, udp};
+use cairn_ingest::listeners::{ListenerContext, WalSink, relp, tcp, tls, udp};
 use cairn_ingest::parse::ParseOptions;
 use cairn_ingest::stats::Stats;
 use cairn_ingest::wal::{Position, Wal, WalError};
@@ -46,6 +46,8 @@ pub enum ServeError {
     Incidents(#[from] cairn_correlate::incident::IncidentError),
     #[error("cannot load rules: {0}")]
     Rules(String),
+    #[error("syslog over TLS: {0}")]
+    Tls(#[from] cairn_ingest::tls::TlsError),
     #[error("write-ahead log: {0}")]
     Wal(#[from] WalError),
     /// A WAL segment is damaged where a crash cannot have damaged it.
@@ -381,14 +383,38 @@ async fn start_listeners(
     if let Some(addr) = config.syslog_tcp {
         let listener = tcp::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "syslog tcp listening");
-        let tcp_config = tcp::TcpConfig {
-            max_frame_bytes: config.max_frame_bytes,
-            max_connections: config.max_connections,
-            max_connections_per_source: config.max_connections_per_source,
-            idle_timeout: config.idle_timeout,
-            ..tcp::TcpConfig::default()
+        tasks.spawn(tcp::run(listener, stream_config(config), context.clone()));
+    }
+    if let Some((addr, files)) = &config.syslog_tls {
+        let server_config = files.load()?;
+        let listener = tls::bind(*addr).await?;
+        tracing::info!(addr = %listener.local_addr().unwrap_or(*addr), mutual = files.client_ca.is_some(), "syslog tls listening");
+        let tls_config = tls::TlsListenerConfig {
+            stream: stream_config(config),
+            handshake_timeout: config.tls_handshake_timeout,
         };
-        tasks.spawn(tcp::run(listener, tcp_config, context.clone()));
+        tasks.spawn(tls::run(
+            listener,
+            server_config,
+            tls_config,
+            context.clone(),
+        ));
+    }
+    if let Some(addr) = config.relp {
+        let listener = relp::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "relp listening");
+        tasks.spawn(relp::run(listener, stream_config(config), context.clone()));
     }
     Ok(())
+}
+
+/// The limits every stream listener (TCP, TLS, RELP) applies.
+fn stream_config(config: &Config) -> tcp::TcpConfig {
+    tcp::TcpConfig {
+        max_frame_bytes: config.max_frame_bytes,
+        max_connections: config.max_connections,
+        max_connections_per_source: config.max_connections_per_source,
+        idle_timeout: config.idle_timeout,
+        ..tcp::TcpConfig::default()
+    }
 }

@@ -312,6 +312,10 @@ pub enum Source {
     HttpElastic,
     /// Splunk HTTP Event Collector ingest (`/services/collector/…`).
     HttpHec,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
+    /// RELP (rsyslog's reliable event logging protocol).
+    Relp,
 }
 
 impl Source {
@@ -323,6 +327,8 @@ impl Source {
             Source::File => "file",
             Source::HttpElastic => "http_elastic",
             Source::HttpHec => "http_hec",
+            Source::SyslogTls => "syslog_tls",
+            Source::Relp => "relp",
         }
     }
 }

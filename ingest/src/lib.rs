@@ -25,6 +25,7 @@ pub mod normalise;
 pub mod parse;
 pub mod queue;
 pub mod stats;
+pub mod tls;
 pub mod wal;
 
 pub use error::IngestError;

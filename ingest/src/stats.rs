@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::event::Source;
 use crate::listeners::limits::Refusal;
+use crate::tls::HandshakeFailure;
 
 /// Why an event that was received is not indexed. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,13 +114,15 @@ impl RejectReason {
     }
 }
 
-const SOURCES: [Source; 6] = [
+const SOURCES: [Source; 8] = [
     Source::SyslogUdp,
     Source::SyslogTcp,
     Source::HttpNdjson,
     Source::File,
     Source::HttpElastic,
     Source::HttpHec,
+    Source::SyslogTls,
+    Source::Relp,
 ];
 
 /// The HTTP sources, whose rejections are also counted per source.
@@ -133,14 +136,16 @@ fn source_index(source: Source) -> usize {
         Source::File => 3,
         Source::HttpElastic => 4,
         Source::HttpHec => 5,
+        Source::SyslogTls => 6,
+        Source::Relp => 7,
     }
 }
 
 /// All counters of one appliance. Shared as `Arc<Stats>`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    received: [AtomicU64; 6],
-    received_bytes: [AtomicU64; 6],
+    received: [AtomicU64; 8],
+    received_bytes: [AtomicU64; 8],
     replayed: AtomicU64,
     parsed: AtomicU64,
     malformed: AtomicU64,
@@ -161,6 +166,9 @@ pub struct Stats {
     http_throttled: AtomicU64,
     http_body_too_large: AtomicU64,
     http_unauthorized: AtomicU64,
+    tls_handshake_failed: [AtomicU64; 5],
+    relp_sessions: AtomicU64,
+    relp_protocol_errors: AtomicU64,
     /// Connections to the HTTP listener.
     pub http_connections: ConnectionCounters,
 }
@@ -332,6 +340,25 @@ impl Stats {
         add(&self.http_unauthorized, 1);
     }
 
+    /// A TLS handshake failed (the connection was closed before any frame was read).
+    pub fn tls_handshake_failed(&self, reason: HandshakeFailure) {
+        let index = HandshakeFailure::ALL
+            .iter()
+            .position(|candidate| *candidate == reason)
+            .unwrap_or(0);
+        add(&self.tls_handshake_failed[index], 1);
+    }
+
+    /// A RELP client opened a session (`open` answered `200 OK`).
+    pub fn relp_session_opened(&self) {
+        add(&self.relp_sessions, 1);
+    }
+
+    /// A RELP session was closed for a protocol error (bad frame, unknown command, oversized).
+    pub fn relp_protocol_error(&self) {
+        add(&self.relp_protocol_errors, 1);
+    }
+
     pub fn indexed(&self) -> u64 {
         get(&self.indexed)
     }
@@ -419,6 +446,13 @@ impl Stats {
                     (source.name().to_string(), by_reason)
                 })
                 .collect(),
+            tls_handshake_failed: HandshakeFailure::ALL
+                .iter()
+                .zip(&self.tls_handshake_failed)
+                .map(|(reason, counter)| (reason.name().to_string(), get(counter)))
+                .collect(),
+            relp_sessions: get(&self.relp_sessions),
+            relp_protocol_errors: get(&self.relp_protocol_errors),
         }
     }
 }
@@ -458,6 +492,12 @@ pub struct StatsSnapshot {
     /// HTTP rejections by source (`http_ndjson`, `http_elastic`, `http_hec`), then by reason.
     pub rejected_by_source:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Failed TLS handshakes (syslog over TLS), by reason (`untrusted_certificate`, …).
+    pub tls_handshake_failed: std::collections::BTreeMap<String, u64>,
+    /// RELP sessions opened.
+    pub relp_sessions: u64,
+    /// RELP sessions closed for a protocol error.
+    pub relp_protocol_errors: u64,
 }
 
 /// The reconciliation of the counters: once the queues are drained, `in_flight` is zero and

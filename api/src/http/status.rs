@@ -286,6 +286,24 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         &plain(counters.connections_open),
     );
     family(
+        "cairn_tls_handshake_failed_total",
+        "counter",
+        "Syslog-over-TLS handshakes that failed, by reason (untrusted_certificate, no_client_certificate, protocol, timeout, io).",
+        &labelled("reason", &counters.tls_handshake_failed),
+    );
+    family(
+        "cairn_relp_sessions_total",
+        "counter",
+        "RELP sessions opened.",
+        &plain(counters.relp_sessions),
+    );
+    family(
+        "cairn_relp_protocol_errors_total",
+        "counter",
+        "RELP sessions closed for a protocol error.",
+        &plain(counters.relp_protocol_errors),
+    );
+    family(
         "cairn_http_throttled_total",
         "counter",
         "HTTP ingest requests answered 429.",

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod external;
 pub mod peers;
 
 use std::io::{Read, Write};

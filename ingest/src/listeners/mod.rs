@@ -14,8 +14,11 @@
 //! Listeners are bound by the caller ([`tcp::bind`], [`udp::bind`]) so that bind errors surface at
 //! start-up and tests can bind port 0 and learn the port.
 
+pub mod connection;
 pub mod limits;
+pub mod relp;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::sync::Arc;

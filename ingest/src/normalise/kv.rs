@@ -129,13 +129,13 @@ pub(crate) fn is_mostly_key_values(message: &str) -> bool {
 
 /// What a vendor key becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rename {
+pub(crate) enum Rename {
     Address(&'static str),
     Port(&'static str),
     Plain(&'static str),
 }
 
-fn rename(key: &str) -> Option<Rename> {
+pub(crate) fn rename(key: &str) -> Option<Rename> {
     let rename = match key {
         "SRC" | "src" | "srcip" | "src_ip" | "saddr" | "rhost" | "srcaddr" | "src-ip" => {
             Rename::Address("src_ip")

@@ -7,7 +7,9 @@
 //! (UFW/iptables, OOM, segfault, I/O errors, panic), mdadm, pfSense filterlog, Cisco ASA and IOS,
 //! Juniper and web server access logs; operators add their own from the config.
 //!
-//! Per event, [`Normaliser::normalise`] tries, and stops at the first template that verifies:
+//! Per event, a CEF or LEEF message ([`cef`](self::cef): `CEF:0|…`, `LEEF:2.0|…`) gets its
+//! header and extension fields and nothing else. Any other message, [`Normaliser::normalise`]
+//! tries, and stops at the first template that verifies:
 //! 1. the patterns scoped to the event's app (one hash lookup), in order;
 //! 2. when the message carries a Cisco tag (`…: %ASA-4-106023: Deny …`, a relayed line whose
 //!    tag the parser could not take as the app), the patterns scoped to that tag, on the text
@@ -24,6 +26,7 @@
 //! the number of candidate templates.
 
 mod builtin;
+mod cef;
 mod kv;
 mod template;
 
@@ -231,6 +234,20 @@ impl Normaliser {
         let at = |start: usize| base.map(|base| base + offset + start);
 
         let preexisting = fields.len();
+        if let Some((kind, version_at)) = cef::detect(app_text, body) {
+            let wanted = |fields: &[Field], name: &str| {
+                !has_field_named(raw_text, &fields[..preexisting.min(fields.len())], name)
+            };
+            let mut sink = cef::Sink {
+                body,
+                base: at(0),
+                fields,
+                wanted: &wanted,
+            };
+            if cef::extract(kind, version_at, &mut sink) {
+                return;
+            }
+        }
         let mut captures = Captures::new();
 
         if let Some(app_text) = app_text

@@ -46,7 +46,8 @@
 //! event; all integers little-endian):
 //!
 //! ```text
-//! version u8 (1) | format u8 (0 syslog, 1 ndjson line) | source u8 (0 udp, 1 tcp, 2 http, 3 file)
+//! version u8 (1) | format u8 (0 syslog, 1 ndjson line) | source u8 (0 udp, 1 tcp, 2 http, 3 file,
+//! 4 tls, 5 relp)
 //! | peer_flag u8 (0 none, 1 present) [| addr] | received_at i64 (ns since the epoch)
 //! | peer_count u32 | addr × peer_count          (per-frame peers of a UDP batch)
 //! | frame_count u32 | (flags u8 | len u32 | bytes) × frame_count

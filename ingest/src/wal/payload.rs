@@ -53,6 +53,8 @@ fn source_code(source: Source) -> u8 {
         Source::File => 3,
         Source::HttpElastic => 4,
         Source::HttpHec => 5,
+        Source::SyslogTls => 6,
+        Source::Relp => 7,
     }
 }
 
@@ -64,6 +66,8 @@ fn source_from_code(code: u8) -> Option<Source> {
         3 => Some(Source::File),
         4 => Some(Source::HttpElastic),
         5 => Some(Source::HttpHec),
+        6 => Some(Source::SyslogTls),
+        7 => Some(Source::Relp),
         _ => None,
     }
 }
