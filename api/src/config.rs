@@ -67,6 +67,7 @@ pub struct ConfigFile {
     pub incidents: IncidentsSection,
     pub correlation: CorrelationSection,
     pub wal: WalSection,
+    pub webhooks: crate::webhooks::WebhooksSection,
 }
 
 impl Default for ConfigFile {
@@ -83,6 +84,7 @@ impl Default for ConfigFile {
             incidents: IncidentsSection::default(),
             correlation: CorrelationSection::default(),
             wal: WalSection::default(),
+            webhooks: crate::webhooks::WebhooksSection::default(),
         }
     }
 }
@@ -723,6 +725,8 @@ pub struct Config {
     pub correlation: cairn_correlate::EngineConfig,
     /// `[wal]`.
     pub wal: cairn_ingest::wal::WalOptions,
+    /// `[webhooks]`.
+    pub webhooks: crate::webhooks::WebhooksConfig,
 }
 
 impl ConfigFile {
@@ -793,6 +797,7 @@ impl ConfigFile {
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
         let incidents = self.incidents.validate()?;
         let correlation = self.correlation.validate()?;
+        let webhooks = self.webhooks.validate()?;
         let wal = self
             .wal
             .validate(self.syslog.max_frame_bytes, self.http.max_line_bytes)?;
@@ -867,6 +872,7 @@ impl ConfigFile {
             incidents,
             correlation,
             wal,
+            webhooks,
         })
     }
 }

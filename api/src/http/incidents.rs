@@ -8,8 +8,9 @@
 //!   change), ordered by that change; `next` is a cursor to poll from without missing anything.
 //!   `status` keeps only entries in that state (`open`, `acknowledged`, `resolved`). `limit`
 //!   defaults to 100, at most 1000.
-//! - `GET /api/v1/incidents/{id}`: the incident with `evidence` (event `seq`s) and `search` (a
-//!   link to `/api/v1/search` that finds its events).
+//! - `GET /api/v1/incidents/{id}`: the incident with `evidence` (event `seq`s), `search` (a
+//!   link to `/api/v1/search` that finds its events) and `deliveries` (webhook deliveries of
+//!   its changes, see `webhooks.rs`).
 //! - `POST /api/v1/incidents/{id}/ack`, `POST /api/v1/incidents/{id}/resolve` →
 //!   `{"incident":{…},"changed":BOOL,"update_seq":N|null}`. Idempotent: repeating a transition is
 //!   200 with `"changed":false` and no new change. Acknowledging a resolved incident is also a
@@ -126,7 +127,7 @@ fn parse_status(text: &str) -> Result<IncidentStatus, ApiError> {
 }
 
 /// The JSON of an incident's state.
-fn incident_json(incident: &Incident) -> Map<String, Value> {
+pub(crate) fn incident_json(incident: &Incident) -> Map<String, Value> {
     let group: Map<String, Value> = incident
         .group
         .iter()
@@ -216,6 +217,8 @@ pub(super) async fn detail(
     object.insert("update_seq".into(), json!(detail.last_change.0));
     let evidence: Vec<u64> = detail.evidence.iter().map(|seq| seq.0).collect();
     object.insert("evidence".into(), json!(evidence));
+    let deliveries = super::webhooks::incident_deliveries(&state, id).await?;
+    object.insert("deliveries".into(), deliveries);
     Ok(Json(Value::Object(object)))
 }
 

@@ -4,11 +4,12 @@
 //! body) runs it on tokio's blocking pool so the async runtime never stalls.
 
 pub mod error;
-mod incidents;
+pub(crate) mod incidents;
 mod ingest;
 mod rules;
 mod search;
 mod status;
+mod webhooks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -63,6 +64,8 @@ struct StateInner {
     incidents: OnceLock<IncidentRoutes>,
     /// Set once by [`AppState::set_correlation`]; stats report no engine until then.
     correlation: OnceLock<crate::correlation::CorrelationProbe>,
+    /// Set once by [`AppState::set_webhooks`]; the webhook routes answer 503 until then.
+    webhooks: OnceLock<crate::webhooks::Webhooks>,
 }
 
 /// What the incident routes need: reads and commands, and a token that ends open event streams
@@ -102,6 +105,7 @@ impl AppState {
                 started: Instant::now(),
                 incidents: OnceLock::new(),
                 correlation: OnceLock::new(),
+                webhooks: OnceLock::new(),
             }),
         }
     }
@@ -126,6 +130,11 @@ impl AppState {
         let _ = self.inner.correlation.set(probe);
     }
 
+    /// Serves the webhook API and reports webhook counters. Only the first call has an effect.
+    pub fn set_webhooks(&self, webhooks: crate::webhooks::Webhooks) {
+        let _ = self.inner.webhooks.set(webhooks);
+    }
+
     /// Ready once started, until stopping, and while the WAL takes writes.
     fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst) && !self.inner.wal.wal.is_failed()
@@ -146,6 +155,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::detail))
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/webhooks", get(webhooks::list))
+        .route(
+            "/api/v1/webhooks/{name}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route("/api/v1/webhooks/{name}/retry", post(webhooks::retry))
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/stats", get(status::stats))

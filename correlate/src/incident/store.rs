@@ -30,7 +30,9 @@
 //! `change_log_retention` that are **superseded** (not the latest change of their incident).
 //! A client whose cursor is within the retention sees every change exactly once; an older
 //! cursor still sees the current state of every incident that changed after it, exactly once,
-//! in order (only intermediate states are gone). Incidents themselves are kept.
+//! in order (only intermediate states are gone). Incidents themselves are kept. Changes still
+//! owed to a webhook target (after its cursor, or with an undelivered outbox row) are kept too;
+//! the outbox tables are created here when the store opens (see `outbox.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,7 +120,7 @@ pub enum IncidentError {
 }
 
 impl IncidentError {
-    fn from_sqlite(path: &Path, error: rusqlite::Error) -> IncidentError {
+    pub(crate) fn from_sqlite(path: &Path, error: rusqlite::Error) -> IncidentError {
         if let rusqlite::Error::SqliteFailure(failure, _) = &error
             && matches!(
                 failure.code,
@@ -167,6 +169,7 @@ impl IncidentStore {
             .map_err(sqlite)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         migrate(&mut connection, path)?;
+        crate::incident::outbox::create_schema(&connection).map_err(sqlite)?;
         Ok(IncidentStore {
             connection,
             path: path.to_path_buf(),
@@ -339,7 +342,8 @@ impl IncidentStore {
         Ok(changes)
     }
 
-    /// Deletes superseded change-log rows older than the retention; returns how many.
+    /// Deletes superseded change-log rows older than the retention; returns how many. Changes
+    /// still owed to a webhook target are kept (see `outbox.rs`).
     pub fn compact(&mut self, now: Timestamp) -> Result<usize, IncidentError> {
         let cutoff = now
             .0
@@ -347,7 +351,10 @@ impl IncidentStore {
         self.connection
             .execute(
                 "DELETE FROM changes WHERE at < ?1
-                 AND seq NOT IN (SELECT last_change_seq FROM incidents)",
+                 AND seq NOT IN (SELECT last_change_seq FROM incidents)
+                 AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM webhook_cursors)
+                 AND seq NOT IN (SELECT change_seq FROM webhook_deliveries
+                                 WHERE status != 'delivered')",
                 [cutoff],
             )
             .map_err(|error| IncidentError::from_sqlite(&self.path, error))
