@@ -37,7 +37,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cairn_ingest::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::incident::model::{IncidentChange, IncidentId, UpdateSeq};
 use crate::incident::store::IncidentError;
@@ -234,19 +234,34 @@ impl Outbox {
         call(&mut connection).map_err(|error| IncidentError::from_sqlite(&self.path, error))
     }
 
+    /// Runs `call` in a `BEGIN IMMEDIATE` transaction (the write lock first, so a concurrent
+    /// writer makes it wait, never fail on a stale snapshot) and commits.
+    fn write<T>(
+        &self,
+        call: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, IncidentError> {
+        self.with(|connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let result = call(&transaction)?;
+            transaction.commit()?;
+            Ok(result)
+        })
+    }
+
     /// The target's cursor; a target seen for the first time starts at `start` (store it).
     pub fn cursor_or_start(
         &self,
         target: &str,
         start: UpdateSeq,
     ) -> Result<UpdateSeq, IncidentError> {
-        self.with(|connection| {
-            connection
+        self.write(|transaction| {
+            transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO webhook_cursors (target, seq) VALUES (?1, ?2)",
                 )?
                 .execute(params![target, sql_seq(start)])?;
-            let seq: i64 = connection
+            let seq: i64 = transaction
                 .prepare_cached("SELECT seq FROM webhook_cursors WHERE target = ?1")?
                 .query_row([target], |row| row.get(0))?;
             Ok(UpdateSeq(seq as u64))
@@ -256,8 +271,7 @@ impl Outbox {
     /// Drops the cursors of targets not in `targets` (their delivery rows stay, as history);
     /// returns how many. Call at start with the configured targets.
     pub fn retain_targets(&self, targets: &[&str]) -> Result<usize, IncidentError> {
-        self.with(|connection| {
-            let transaction = connection.transaction()?;
+        self.write(|transaction| {
             let known: Vec<String> = transaction
                 .prepare("SELECT target FROM webhook_cursors")?
                 .query_map([], |row| row.get(0))?
@@ -269,7 +283,6 @@ impl Outbox {
                         .execute("DELETE FROM webhook_cursors WHERE target = ?1", [&target])?;
                 }
             }
-            transaction.commit()?;
             Ok(removed)
         })
     }
@@ -284,8 +297,7 @@ impl Outbox {
         cursor: UpdateSeq,
         now: Timestamp,
     ) -> Result<usize, IncidentError> {
-        self.with(|connection| {
-            let transaction = connection.transaction()?;
+        self.write(|transaction| {
             let mut inserted = 0;
             {
                 let mut insert = transaction.prepare_cached(
@@ -309,7 +321,6 @@ impl Outbox {
                      ON CONFLICT(target) DO UPDATE SET seq = MAX(seq, excluded.seq)",
                 )?
                 .execute(params![target, sql_seq(cursor)])?;
-            transaction.commit()?;
             Ok(inserted)
         })
     }
@@ -334,8 +345,8 @@ impl Outbox {
         status: u16,
         now: Timestamp,
     ) -> Result<(), IncidentError> {
-        self.with(|connection| {
-            connection
+        self.write(|transaction| {
+            transaction
                 .prepare_cached(
                     "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1,
                      last_attempt_at = ?2, delivered_at = ?2, last_status = ?3, last_error = NULL
@@ -363,8 +374,8 @@ impl Outbox {
             Some(at) => (DeliveryStatus::Pending, at),
             None => (DeliveryStatus::Dead, now),
         };
-        self.with(|connection| {
-            connection
+        self.write(|transaction| {
+            transaction
                 .prepare_cached(
                     "UPDATE webhook_deliveries SET status = ?2, attempts = attempts + 1,
                      next_attempt_at = ?3, last_attempt_at = ?4, last_status = ?5,
@@ -385,8 +396,8 @@ impl Outbox {
     /// Puts the target's dead deliveries back to pending, due now, with a fresh attempt count;
     /// returns how many.
     pub fn retry_dead(&self, target: &str, now: Timestamp) -> Result<usize, IncidentError> {
-        self.with(|connection| {
-            Ok(connection
+        self.write(|transaction| {
+            Ok(transaction
                 .prepare_cached(
                     "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
                      next_attempt_at = ?2 WHERE target = ?1 AND status = 'dead'",
@@ -496,8 +507,8 @@ impl Outbox {
     /// Deletes delivered and dead rows whose last attempt is before `before`; returns how many.
     /// Pending rows are never pruned.
     pub fn prune(&self, before: Timestamp) -> Result<usize, IncidentError> {
-        self.with(|connection| {
-            Ok(connection.execute(
+        self.write(|transaction| {
+            Ok(transaction.execute(
                 "DELETE FROM webhook_deliveries WHERE status != 'pending'
                  AND COALESCE(last_attempt_at, created_at) < ?1",
                 [before.0],

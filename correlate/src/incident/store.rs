@@ -9,6 +9,10 @@
 //! `NORMAL` would save it at the price of losing the last commits on power loss, and API
 //! transitions cannot be replayed from the event WAL.
 //!
+//! Write transactions are `BEGIN IMMEDIATE`: they take the write lock before reading, so when
+//! the webhook outbox's connection (see `outbox.rs`) holds it they wait (busy timeout) instead
+//! of failing with `SQLITE_BUSY` on a stale read snapshot.
+//!
 //! # Schema
 //!
 //! `schema_version(version)` holds the applied migration; [`MIGRATIONS`] are applied in order in
@@ -40,7 +44,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_ingest::{Seq, Timestamp};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use crate::alert::Alert;
 use crate::incident::model::{
@@ -205,7 +211,10 @@ impl IncidentStore {
     ) -> Result<Vec<IncidentChange>, IncidentError> {
         let path = self.path.clone();
         let sqlite = |error| IncidentError::from_sqlite(&path, error);
-        let transaction = self.connection.transaction().map_err(sqlite)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let mut touched: Vec<(i64, ChangeKind)> = Vec::new();
         let mut touched_index: HashMap<i64, usize> = HashMap::new();
         for alert in alerts {
@@ -271,7 +280,10 @@ impl IncidentStore {
         let Ok(row_id) = i64::try_from(id.0) else {
             return Err(IncidentError::NotFound(id));
         };
-        let transaction = self.connection.transaction().map_err(sqlite)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let found: Option<(String, i64)> = transaction
             .query_row(
                 "SELECT status, last_change_seq FROM incidents WHERE id = ?1",
@@ -308,7 +320,10 @@ impl IncidentStore {
         let cutoff = now
             .0
             .saturating_sub(duration_nanos(self.policy.shortest_quiet_period()));
-        let transaction = self.connection.transaction().map_err(sqlite)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let candidates: Vec<(i64, String, i64)> = {
             let mut statement = transaction
                 .prepare_cached(
@@ -412,7 +427,9 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), IncidentError
         });
     }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let transaction = connection.transaction().map_err(sqlite)?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         transaction.execute_batch(migration).map_err(sqlite)?;
         transaction
             .execute("DELETE FROM schema_version", [])
