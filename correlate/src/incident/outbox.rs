@@ -397,12 +397,12 @@ impl Outbox {
     /// returns how many.
     pub fn retry_dead(&self, target: &str, now: Timestamp) -> Result<usize, IncidentError> {
         self.write(|transaction| {
-            Ok(transaction
+            transaction
                 .prepare_cached(
                     "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
                      next_attempt_at = ?2 WHERE target = ?1 AND status = 'dead'",
                 )?
-                .execute(params![target, now.0])?)
+                .execute(params![target, now.0])
         })
     }
 
@@ -508,11 +508,11 @@ impl Outbox {
     /// Pending rows are never pruned.
     pub fn prune(&self, before: Timestamp) -> Result<usize, IncidentError> {
         self.write(|transaction| {
-            Ok(transaction.execute(
+            transaction.execute(
                 "DELETE FROM webhook_deliveries WHERE status != 'pending'
                  AND COALESCE(last_attempt_at, created_at) < ?1",
                 [before.0],
-            )?)
+            )
         })
     }
 }
