@@ -89,13 +89,32 @@ fn routes(state: &AppState) -> Result<IncidentRoutes, ApiError> {
 }
 
 /// Runs a blocking store call on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, IncidentError> + Send + 'static,
+pub(super) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    call: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(call)
         .await
-        .map_err(|error| ApiError::Internal(format!("incident task failed: {error}")))?
-        .map_err(ApiError::from)
+        .map_err(|error| ApiError::Internal(format!("store task failed: {error}")))?
+        .map_err(Into::into)
+}
+
+/// A `limit` parameter: `default` when absent, else an integer from 1 to `max`.
+pub(super) fn parse_limit(
+    text: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match text {
+        None | Some("") => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be an integer from 1 to {max}"))
+            }),
+    }
 }
 
 fn parse_cursor(name: &str, text: &str) -> Result<UpdateSeq, ApiError> {
@@ -182,17 +201,7 @@ pub(super) async fn list(
         .filter(|text| !text.is_empty())
         .map(|text| parse_cursor("since", text))
         .transpose()?;
-    let limit = match params.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-            })?,
-    };
+    let limit = parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let handle = routes.handle;
     let page = blocking(move || match since {
         Some(since) => handle.changes_since(since, status, limit),

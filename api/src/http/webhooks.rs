@@ -20,6 +20,7 @@ use cairn_correlate::incident::{Delivery, DeliveryStatus, IncidentId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::incidents::{blocking, parse_limit};
 use super::{ApiError, AppState};
 use crate::webhooks::{WebhookError, WebhookTarget, Webhooks};
 
@@ -51,15 +52,6 @@ fn webhooks(state: &AppState) -> Result<Webhooks, ApiError> {
         .get()
         .cloned()
         .ok_or_else(|| ApiError::Unavailable("webhooks are not running".to_string()))
-}
-
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, WebhookError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|error| ApiError::Internal(format!("webhook task failed: {error}")))?
-        .map_err(ApiError::from)
 }
 
 fn target_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -158,17 +150,7 @@ pub(super) async fn deliveries(
             ))
         })?),
     };
-    let limit = match params.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-            })?,
-    };
+    let limit = parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let webhooks = webhooks(&state)?;
     let found = blocking(move || webhooks.deliveries(&name, status, limit)).await?;
     let deliveries: Vec<Value> = found.iter().map(delivery_json).collect();
@@ -195,7 +177,6 @@ pub(super) async fn incident_deliveries(
     let Ok(webhooks) = webhooks(state) else {
         return Ok(json!([]));
     };
-    let found =
-        blocking(move || Ok(webhooks.deliveries_for_incident(id, INCIDENT_DELIVERIES)?)).await?;
+    let found = blocking(move || webhooks.deliveries_for_incident(id, INCIDENT_DELIVERIES)).await?;
     Ok(Value::Array(found.iter().map(delivery_json).collect()))
 }
