@@ -68,6 +68,7 @@ pub struct ConfigFile {
     pub correlation: CorrelationSection,
     pub wal: WalSection,
     pub hec: HecSection,
+    pub webhooks: crate::webhooks::WebhooksSection,
 }
 
 impl Default for ConfigFile {
@@ -85,6 +86,7 @@ impl Default for ConfigFile {
             correlation: CorrelationSection::default(),
             wal: WalSection::default(),
             hec: HecSection::default(),
+            webhooks: crate::webhooks::WebhooksSection::default(),
         }
     }
 }
@@ -915,6 +917,8 @@ pub struct Config {
     pub wal: cairn_ingest::wal::WalOptions,
     /// `[hec]`.
     pub hec: crate::http::HecSettings,
+    /// `[webhooks]`.
+    pub webhooks: crate::webhooks::WebhooksConfig,
 }
 
 impl ConfigFile {
@@ -993,6 +997,7 @@ impl ConfigFile {
         let incidents = self.incidents.validate()?;
         let hec = self.hec.validate()?;
         let correlation = self.correlation.validate()?;
+        let webhooks = self.webhooks.validate()?;
         let wal = self
             .wal
             .validate(self.syslog.max_frame_bytes, self.http.max_line_bytes)?;
@@ -1091,6 +1096,7 @@ impl ConfigFile {
             correlation,
             wal,
             hec,
+            webhooks,
         })
     }
 }

@@ -11,3 +11,4 @@ pub mod replay;
 pub mod server;
 pub mod signatures;
 pub mod wal_replay;
+pub mod webhooks;

@@ -1,9 +1,10 @@
 //! Wiring: opens the index, starts the pipeline threads, binds the listeners and the HTTP API,
 //! and shuts everything down in order.
 //!
-//! Start order: index → WAL → incident store and service → pipeline → WAL replay (see
-//! [`crate::wal_replay`]) → listeners → HTTP → ready. Stop order (on the shutdown token): not ready →
-//! listeners and HTTP stop accepting (incident event streams end) → pipeline drains and commits →
+//! Start order: index → WAL → incident store and service → webhook outbox → pipeline → WAL
+//! replay (see [`crate::wal_replay`]) → listeners → webhook deliveries → HTTP → ready. Stop order
+//! (on the shutdown token): not ready → listeners and HTTP stop accepting (incident event streams
+//! end; webhook tasks record the attempt in flight and stop) → pipeline drains and commits →
 //! WAL closes → the incident service drains its alerts, commits and closes the store. The whole
 //! stop is bounded by [`SHUTDOWN_GRACE`].
 
@@ -25,6 +26,7 @@ use crate::http::{AppState, HttpLimits, router};
 use crate::pipeline::{IndexerWal, Pipeline, PipelineConfig};
 use crate::signatures::Signatures;
 use crate::wal_replay::{close_wal, corruption_hint, open_wal, replay, replay_start};
+use crate::webhooks::Webhooks;
 
 /// How long a graceful stop may take before the process gives up waiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -140,6 +142,15 @@ pub async fn run(
         .map_err(|error| {
             ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
                 format!("incident store task failed: {error}"),
+            ))
+        })??;
+    let webhook_config = config.webhooks.clone();
+    let store_path = config.data_dir.join(INCIDENT_STORE_FILE);
+    let webhooks = tokio::task::spawn_blocking(move || Webhooks::open(webhook_config, &store_path))
+        .await
+        .map_err(|error| {
+            ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
+                format!("webhook outbox task failed: {error}"),
             ))
         })??;
     // The correlation engine sends every alert (detection and correlation) into this.
@@ -265,6 +276,8 @@ pub async fn run(
     state.set_incidents(incidents.handle(), listener_shutdown.clone());
     state.set_correlation(pipeline.correlation_probe());
     state.set_hec(config.hec.clone());
+    webhooks.spawn(&incidents.handle(), &listener_shutdown, &mut tasks);
+    state.set_webhooks(webhooks);
     if let Some(addr) = config.http {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,

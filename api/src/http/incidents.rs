@@ -8,8 +8,9 @@
 //!   change), ordered by that change; `next` is a cursor to poll from without missing anything.
 //!   `status` keeps only entries in that state (`open`, `acknowledged`, `resolved`). `limit`
 //!   defaults to 100, at most 1000.
-//! - `GET /api/v1/incidents/{id}`: the incident with `evidence` (event `seq`s) and `search` (a
-//!   link to `/api/v1/search` that finds its events).
+//! - `GET /api/v1/incidents/{id}`: the incident with `evidence` (event `seq`s), `search` (a
+//!   link to `/api/v1/search` that finds its events) and `deliveries` (webhook deliveries of
+//!   its changes, see `webhooks.rs`).
 //! - `POST /api/v1/incidents/{id}/ack`, `POST /api/v1/incidents/{id}/resolve` →
 //!   `{"incident":{…},"changed":BOOL,"update_seq":N|null}`. Idempotent: repeating a transition is
 //!   200 with `"changed":false` and no new change. Acknowledging a resolved incident is also a
@@ -88,13 +89,32 @@ fn routes(state: &AppState) -> Result<IncidentRoutes, ApiError> {
 }
 
 /// Runs a blocking store call on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, IncidentError> + Send + 'static,
+pub(super) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    call: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(call)
         .await
-        .map_err(|error| ApiError::Internal(format!("incident task failed: {error}")))?
-        .map_err(ApiError::from)
+        .map_err(|error| ApiError::Internal(format!("store task failed: {error}")))?
+        .map_err(Into::into)
+}
+
+/// A `limit` parameter: `default` when absent, else an integer from 1 to `max`.
+pub(super) fn parse_limit(
+    text: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match text {
+        None | Some("") => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be an integer from 1 to {max}"))
+            }),
+    }
 }
 
 fn parse_cursor(name: &str, text: &str) -> Result<UpdateSeq, ApiError> {
@@ -126,7 +146,7 @@ fn parse_status(text: &str) -> Result<IncidentStatus, ApiError> {
 }
 
 /// The JSON of an incident's state.
-fn incident_json(incident: &Incident) -> Map<String, Value> {
+pub(crate) fn incident_json(incident: &Incident) -> Map<String, Value> {
     let group: Map<String, Value> = incident
         .group
         .iter()
@@ -181,17 +201,7 @@ pub(super) async fn list(
         .filter(|text| !text.is_empty())
         .map(|text| parse_cursor("since", text))
         .transpose()?;
-    let limit = match params.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-            })?,
-    };
+    let limit = parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let handle = routes.handle;
     let page = blocking(move || match since {
         Some(since) => handle.changes_since(since, status, limit),
@@ -216,6 +226,8 @@ pub(super) async fn detail(
     object.insert("update_seq".into(), json!(detail.last_change.0));
     let evidence: Vec<u64> = detail.evidence.iter().map(|seq| seq.0).collect();
     object.insert("evidence".into(), json!(evidence));
+    let deliveries = super::webhooks::incident_deliveries(&state, id).await?;
+    object.insert("deliveries".into(), deliveries);
     Ok(Json(Value::Object(object)))
 }
 

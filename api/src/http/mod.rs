@@ -6,12 +6,13 @@
 mod elastic;
 pub mod error;
 mod hec;
-mod incidents;
+pub(crate) mod incidents;
 mod ingest;
 mod rules;
 mod search;
 pub mod serve;
 mod status;
+mod webhooks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -69,6 +70,8 @@ struct StateInner {
     correlation: OnceLock<crate::correlation::CorrelationProbe>,
     /// Set once by [`AppState::set_hec`]; HEC refuses every token until then.
     hec: OnceLock<hec::Hec>,
+    /// Set once by [`AppState::set_webhooks`]; the webhook routes answer 503 until then.
+    webhooks: OnceLock<crate::webhooks::Webhooks>,
 }
 
 /// What the incident routes need: reads and commands, and a token that ends open event streams
@@ -109,6 +112,7 @@ impl AppState {
                 incidents: OnceLock::new(),
                 correlation: OnceLock::new(),
                 hec: OnceLock::new(),
+                webhooks: OnceLock::new(),
             }),
         }
     }
@@ -136,6 +140,11 @@ impl AppState {
     /// Serves the Splunk HEC routes with these tokens. Only the first call has an effect.
     pub fn set_hec(&self, settings: HecSettings) {
         let _ = self.inner.hec.set(hec::Hec::new(settings));
+    }
+
+    /// Serves the webhook API and reports webhook counters. Only the first call has an effect.
+    pub fn set_webhooks(&self, webhooks: crate::webhooks::Webhooks) {
+        let _ = self.inner.webhooks.set(webhooks);
     }
 
     /// Ready once started, until stopping, and while the WAL takes writes.
@@ -171,6 +180,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::detail))
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/webhooks", get(webhooks::list))
+        .route(
+            "/api/v1/webhooks/{name}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route("/api/v1/webhooks/{name}/retry", post(webhooks::retry))
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/stats", get(status::stats))

@@ -23,6 +23,8 @@ pub(super) struct StatsResponse {
     index_docs: u64,
     uptime_secs: u64,
     correlation: CorrelationFigures,
+    /// Webhook counters per target since start (see `crate::webhooks::TargetCounts`).
+    webhooks: std::collections::BTreeMap<String, crate::webhooks::TargetCounts>,
 }
 
 /// The correlation engine's figures (see `cairn_correlate::EngineStats`).
@@ -96,6 +98,12 @@ fn collect(state: &AppState) -> StatsResponse {
             .correlation
             .get()
             .map(|probe| probe.stats().into())
+            .unwrap_or_default(),
+        webhooks: state
+            .inner
+            .webhooks
+            .get()
+            .map(crate::webhooks::Webhooks::counts)
             .unwrap_or_default(),
     }
 }
@@ -500,6 +508,29 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     ] {
         family(name, kind, help, &plain(value));
     }
+    let webhook_samples: Vec<(String, u64)> = stats
+        .webhooks
+        .iter()
+        .flat_map(|(target, counts)| {
+            [
+                ("delivered", counts.delivered),
+                ("failed_attempt", counts.failed_attempts),
+                ("dead", counts.dead),
+            ]
+            .map(|(result, value)| {
+                (
+                    format!("{{target=\"{target}\",result=\"{result}\"}}"),
+                    value,
+                )
+            })
+        })
+        .collect();
+    family(
+        "cairn_webhook_deliveries_total",
+        "counter",
+        "Webhook outcomes by target: delivered (2xx), failed_attempt (any failed try), dead (given up).",
+        &webhook_samples,
+    );
     family(
         "cairn_uptime_seconds",
         "gauge",

@@ -4,6 +4,8 @@
 //!   decides which alerts count and when quiet incidents resolve, and the [`Clock`] seam.
 //! - [`store`]: the SQLite store (`incidents.sqlite` in the data dir): one writer
 //!   ([`IncidentStore`]) and any number of readers ([`IncidentReader`]).
+//! - [`outbox`]: which changes are owed to which webhook target ([`Outbox`]), durably, beside
+//!   the change log.
 //! - [`service`]: the thread that owns the writer, consumes `Alert`s in batches, runs the quiet
 //!   period, and publishes every change ([`IncidentService`], [`IncidentHandle`]).
 //!
@@ -28,6 +30,7 @@
 //! restarts. See `store.rs` for compaction of the log.
 
 pub mod model;
+pub mod outbox;
 pub mod service;
 pub mod store;
 
@@ -35,5 +38,6 @@ pub use model::{
     ChangeKind, Clock, Incident, IncidentChange, IncidentDetail, IncidentId, IncidentPolicy,
     IncidentStatus, ManualClock, SystemClock, Transition, UpdateSeq,
 };
+pub use outbox::{Delivery, DeliveryStatus, Outbox, TargetSummary};
 pub use service::{IncidentHandle, IncidentService, ServiceOptions};
 pub use store::{ChangePage, IncidentError, IncidentReader, IncidentStore, SCHEMA_VERSION};

@@ -9,6 +9,10 @@
 //! `NORMAL` would save it at the price of losing the last commits on power loss, and API
 //! transitions cannot be replayed from the event WAL.
 //!
+//! Write transactions are `BEGIN IMMEDIATE`: they take the write lock before reading, so when
+//! the webhook outbox's connection (see `outbox.rs`) holds it they wait (busy timeout) instead
+//! of failing with `SQLITE_BUSY` on a stale read snapshot.
+//!
 //! # Schema
 //!
 //! `schema_version(version)` holds the applied migration; [`MIGRATIONS`] are applied in order in
@@ -30,7 +34,9 @@
 //! `change_log_retention` that are **superseded** (not the latest change of their incident).
 //! A client whose cursor is within the retention sees every change exactly once; an older
 //! cursor still sees the current state of every incident that changed after it, exactly once,
-//! in order (only intermediate states are gone). Incidents themselves are kept.
+//! in order (only intermediate states are gone). Incidents themselves are kept. Changes still
+//! owed to a webhook target (after its cursor, or with an undelivered outbox row) are kept too;
+//! the outbox tables are created here when the store opens (see `outbox.rs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +44,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_ingest::{Seq, Timestamp};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use crate::alert::Alert;
 use crate::incident::model::{
@@ -118,7 +126,7 @@ pub enum IncidentError {
 }
 
 impl IncidentError {
-    fn from_sqlite(path: &Path, error: rusqlite::Error) -> IncidentError {
+    pub(crate) fn from_sqlite(path: &Path, error: rusqlite::Error) -> IncidentError {
         if let rusqlite::Error::SqliteFailure(failure, _) = &error
             && matches!(
                 failure.code,
@@ -167,6 +175,7 @@ impl IncidentStore {
             .map_err(sqlite)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         migrate(&mut connection, path)?;
+        crate::incident::outbox::create_schema(&connection).map_err(sqlite)?;
         Ok(IncidentStore {
             connection,
             path: path.to_path_buf(),
@@ -202,7 +211,10 @@ impl IncidentStore {
     ) -> Result<Vec<IncidentChange>, IncidentError> {
         let path = self.path.clone();
         let sqlite = |error| IncidentError::from_sqlite(&path, error);
-        let transaction = self.connection.transaction().map_err(sqlite)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let mut touched: Vec<(i64, ChangeKind)> = Vec::new();
         let mut touched_index: HashMap<i64, usize> = HashMap::new();
         for alert in alerts {
@@ -268,7 +280,10 @@ impl IncidentStore {
         let Ok(row_id) = i64::try_from(id.0) else {
             return Err(IncidentError::NotFound(id));
         };
-        let transaction = self.connection.transaction().map_err(sqlite)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let found: Option<(String, i64)> = transaction
             .query_row(
                 "SELECT status, last_change_seq FROM incidents WHERE id = ?1",
@@ -305,7 +320,10 @@ impl IncidentStore {
         let cutoff = now
             .0
             .saturating_sub(duration_nanos(self.policy.shortest_quiet_period()));
-        let transaction = self.connection.transaction().map_err(sqlite)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let candidates: Vec<(i64, String, i64)> = {
             let mut statement = transaction
                 .prepare_cached(
@@ -339,7 +357,8 @@ impl IncidentStore {
         Ok(changes)
     }
 
-    /// Deletes superseded change-log rows older than the retention; returns how many.
+    /// Deletes superseded change-log rows older than the retention; returns how many. Changes
+    /// still owed to a webhook target are kept (see `outbox.rs`).
     pub fn compact(&mut self, now: Timestamp) -> Result<usize, IncidentError> {
         let cutoff = now
             .0
@@ -347,7 +366,10 @@ impl IncidentStore {
         self.connection
             .execute(
                 "DELETE FROM changes WHERE at < ?1
-                 AND seq NOT IN (SELECT last_change_seq FROM incidents)",
+                 AND seq NOT IN (SELECT last_change_seq FROM incidents)
+                 AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM webhook_cursors)
+                 AND seq NOT IN (SELECT change_seq FROM webhook_deliveries
+                                 WHERE status != 'delivered')",
                 [cutoff],
             )
             .map_err(|error| IncidentError::from_sqlite(&self.path, error))
@@ -405,7 +427,9 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), IncidentError
         });
     }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let transaction = connection.transaction().map_err(sqlite)?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         transaction.execute_batch(migration).map_err(sqlite)?;
         transaction
             .execute("DELETE FROM schema_version", [])
