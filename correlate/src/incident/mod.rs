@@ -27,6 +27,7 @@
 //! sequences and incident ids are SQLite `AUTOINCREMENT` keys: never reused, also across
 //! restarts. See `store.rs` for compaction of the log.
 
+pub mod checkpoint;
 pub mod model;
 pub mod service;
 pub mod store;
@@ -35,5 +36,6 @@ pub use model::{
     ChangeKind, Clock, Incident, IncidentChange, IncidentDetail, IncidentId, IncidentPolicy,
     IncidentStatus, ManualClock, SystemClock, Transition, UpdateSeq,
 };
+pub use checkpoint::{CorrelationCheckpoint, StoredCheckpoint};
 pub use service::{IncidentHandle, IncidentService, ServiceOptions};
 pub use store::{ChangePage, IncidentError, IncidentReader, IncidentStore, SCHEMA_VERSION};

@@ -118,7 +118,7 @@ pub enum IncidentError {
 }
 
 impl IncidentError {
-    fn from_sqlite(path: &Path, error: rusqlite::Error) -> IncidentError {
+    pub(super) fn from_sqlite(path: &Path, error: rusqlite::Error) -> IncidentError {
         if let rusqlite::Error::SqliteFailure(failure, _) = &error
             && matches!(
                 failure.code,
@@ -146,8 +146,8 @@ pub struct ChangePage {
 /// thread.
 #[derive(Debug)]
 pub struct IncidentStore {
-    connection: Connection,
-    path: PathBuf,
+    pub(super) connection: Connection,
+    pub(super) path: PathBuf,
     policy: IncidentPolicy,
 }
 
@@ -167,6 +167,7 @@ impl IncidentStore {
             .map_err(sqlite)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         migrate(&mut connection, path)?;
+        super::checkpoint::create_table(&connection).map_err(sqlite)?;
         Ok(IncidentStore {
             connection,
             path: path.to_path_buf(),
@@ -200,6 +201,17 @@ impl IncidentStore {
         alerts: &[Alert],
         now: Timestamp,
     ) -> Result<Vec<IncidentChange>, IncidentError> {
+        self.apply_alerts_and(alerts, now, |_| Ok(()))
+    }
+
+    /// [`IncidentStore::apply_alerts`], running `also` in the same transaction before it
+    /// commits (the changes and `also`'s writes are committed together or not at all).
+    pub(super) fn apply_alerts_and(
+        &mut self,
+        alerts: &[Alert],
+        now: Timestamp,
+        also: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Vec<IncidentChange>, IncidentError> {
         let path = self.path.clone();
         let sqlite = |error| IncidentError::from_sqlite(&path, error);
         let transaction = self.connection.transaction().map_err(sqlite)?;
@@ -226,6 +238,7 @@ impl IncidentStore {
             .map(|seq| read_change(&transaction, seq))
             .collect::<Result<Vec<_>, _>>()
             .map_err(sqlite)?;
+        also(&transaction).map_err(sqlite)?;
         transaction.commit().map_err(sqlite)?;
         Ok(changes)
     }
@@ -745,7 +758,7 @@ struct ReaderInner {
 const MAX_IDLE_READERS: usize = 4;
 
 impl IncidentReader {
-    fn with_connection<T>(
+    pub(super) fn with_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, IncidentError> {
