@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 use cairn_correlate::incident::{CorrelationCheckpoint, IncidentError, IncidentHandle};
 use cairn_correlate::{Alert, Engine, EngineConfig, EngineStats, ObservationBatch};
 use cairn_ingest::Timestamp;
-use cairn_ingest::wal::{Appended, Position, Sequencer};
+use cairn_ingest::wal::{Appended, Position, Sequencer, Wal};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, bounded, unbounded};
 
 use crate::signatures::RuleSet;
@@ -128,6 +128,8 @@ pub struct CorrelationSetup {
     /// The engine snapshot stored with `resume_at`, restored when the first record's rule set
     /// has the same correlation fingerprint.
     pub snapshot: Option<Vec<u8>>,
+    /// Synced before each checkpoint: a checkpoint never names a position the WAL could lose.
+    pub wal: Arc<Wal>,
 }
 
 /// The running stage.
@@ -173,6 +175,7 @@ impl CorrelationStage {
             engine_config: setup.engine,
             policy: setup.checkpoints,
             incidents: setup.incidents,
+            wal: setup.wal,
             engine_alerts,
             alerts,
             running: None,
@@ -236,6 +239,7 @@ struct Stage {
     engine_config: EngineConfig,
     policy: CheckpointPolicy,
     incidents: IncidentHandle,
+    wal: Arc<Wal>,
     /// The engine's alert channel: unbounded, drained after every input (the engine's output
     /// per input is bounded by its input), so `Engine::snapshot` never waits on it.
     engine_alerts: Sender<Alert>,
@@ -414,6 +418,10 @@ impl Stage {
             None => self.stored_snapshot.clone(),
         };
         let snapshot_took = started.elapsed();
+        if let Err(error) = self.wal.sync() {
+            tracing::error!(%error, "wal sync failed, correlation does not checkpoint");
+            return;
+        }
         // The barrier has passed: every alert of the records before `position` is queued.
         self.pending.extend(self.alerts.try_iter());
         let alerts = std::mem::take(&mut self.pending);
@@ -452,7 +460,10 @@ impl Stage {
             return;
         };
         let outcome = if wait {
-            in_flight.outcome.recv().map_err(|_| TryRecvError::Disconnected)
+            in_flight
+                .outcome
+                .recv()
+                .map_err(|_| TryRecvError::Disconnected)
         } else {
             in_flight.outcome.try_recv()
         };

@@ -125,9 +125,9 @@ pub async fn run(
     })
     .await
     .map_err(|error| {
-        ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(format!(
-            "incident store task failed: {error}"
-        )))
+        ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
+            format!("incident store task failed: {error}"),
+        ))
     })??;
     let correlated_position = checkpoint
         .as_ref()
@@ -148,13 +148,19 @@ pub async fn run(
     let wal = Arc::new(wal);
     let replay_from = replay_start(index_position, correlated_position.as_slice(), wal.oldest());
     let indexed_up_to = index_position.map_or(replay_from, |position| position.max(replay_from));
-    let correlation = correlation_setup(&config, &incidents, checkpoint, index_position, replay_from);
+    let correlation = correlation_setup(
+        &config,
+        &incidents,
+        &wal,
+        checkpoint,
+        index_position,
+        replay_from,
+    );
     let (skip_sender, skip_receiver) = crossbeam_channel::unbounded();
     let wal_sink = WalSink {
         wal: Arc::clone(&wal),
         skips: skip_sender,
     };
-
 
     let stats = Arc::new(Stats::new());
     let rule_sources = config.rules.clone();
@@ -245,11 +251,9 @@ pub async fn run(
     if let Err(error) = started {
         listener_shutdown.cancel();
         tasks.shutdown().await;
-        tokio::task::spawn_blocking(move || {
-            drain_and_close(pipeline, wal, incidents)
-        })
-        .await
-        .ok();
+        tokio::task::spawn_blocking(move || drain_and_close(pipeline, wal, incidents))
+            .await
+            .ok();
         return Err(error);
     }
 
@@ -277,11 +281,9 @@ pub async fn run(
             Err(source) => {
                 listener_shutdown.cancel();
                 tasks.shutdown().await;
-                tokio::task::spawn_blocking(move || {
-                    drain_and_close(pipeline, wal, incidents)
-                })
-                .await
-                .ok();
+                tokio::task::spawn_blocking(move || drain_and_close(pipeline, wal, incidents))
+                    .await
+                    .ok();
                 return Err(ServeError::HttpBind { addr, source });
             }
         };
@@ -318,10 +320,8 @@ pub async fn run(
     listener_shutdown.cancel();
     let stop = async {
         while tasks.join_next().await.is_some() {}
-        let drained = tokio::task::spawn_blocking(move || {
-            drain_and_close(pipeline, wal, incidents)
-        })
-        .await;
+        let drained =
+            tokio::task::spawn_blocking(move || drain_and_close(pipeline, wal, incidents)).await;
         match drained {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "incident store did not close cleanly"),
@@ -362,6 +362,7 @@ fn drain_and_close(
 fn correlation_setup(
     config: &Config,
     incidents: &IncidentService,
+    wal: &Arc<Wal>,
     checkpoint: Option<StoredCheckpoint>,
     index_position: Option<Position>,
     replay_from: Position,
@@ -387,6 +388,7 @@ fn correlation_setup(
         incidents: incidents.handle(),
         resume_at: resume_at.max(replay_from),
         snapshot,
+        wal: Arc::clone(wal),
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_api::config::ConfigFile;
-use cairn_api::http::{AppState, HttpLimits, router};
 use cairn_api::correlation::CorrelationSetup;
+use cairn_api::http::{AppState, HttpLimits, router};
 use cairn_api::pipeline::{IndexerWal, Pipeline, PipelineConfig};
 use cairn_api::signatures::{RuleSources, Signatures};
 use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
@@ -103,6 +103,7 @@ impl App {
                 incidents: service.handle(),
                 resume_at: wal.oldest(),
                 snapshot: None,
+                wal: Arc::clone(&wal),
             },
             IndexerWal {
                 wal: Arc::clone(&wal),

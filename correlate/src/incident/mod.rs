@@ -32,10 +32,10 @@ pub mod model;
 pub mod service;
 pub mod store;
 
+pub use checkpoint::{CorrelationCheckpoint, StoredCheckpoint};
 pub use model::{
     ChangeKind, Clock, Incident, IncidentChange, IncidentDetail, IncidentId, IncidentPolicy,
     IncidentStatus, ManualClock, SystemClock, Transition, UpdateSeq,
 };
-pub use checkpoint::{CorrelationCheckpoint, StoredCheckpoint};
 pub use service::{IncidentHandle, IncidentService, ServiceOptions};
 pub use store::{ChangePage, IncidentError, IncidentReader, IncidentStore, SCHEMA_VERSION};
