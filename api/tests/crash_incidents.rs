@@ -68,7 +68,7 @@ const CONFIG: &str = "[rules]\nbuiltin = false\n\
 const T0: i64 = 1_767_571_200;
 /// Event seconds between two events of the stream.
 const STEP: i64 = 2;
-const EVENTS: usize = 1500;
+const EVENTS: usize = 3600;
 const CHUNK: usize = 20;
 
 /// Writes the rules and the config into `dir`; returns the CLI args.

@@ -118,3 +118,104 @@ impl IncidentReader {
         self.with_connection(read)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cairn_ingest::Seq;
+
+    use super::*;
+    use crate::alert::AlertKind;
+    use crate::incident::model::IncidentPolicy;
+    use crate::rule::Level;
+
+    fn alert(seq: u64) -> Alert {
+        Alert {
+            rule: Arc::from("burst"),
+            title: Arc::from("burst"),
+            level: Level::High,
+            kind: AlertKind::EventCount,
+            ts: Timestamp(seq as i64),
+            first_ts: Timestamp(0),
+            group: vec![(Arc::from("src_ip"), "10.0.0.1".to_owned())],
+            event_count: 5,
+            evidence: vec![Seq(seq)],
+            possibly_incomplete: false,
+        }
+    }
+
+    #[test]
+    fn alerts_and_checkpoint_commit_together_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("incidents.sqlite");
+        let mut store = IncidentStore::open(&path, IncidentPolicy::default()).expect("open");
+        assert_eq!(store.correlation_checkpoint().expect("read"), None);
+        let first = CorrelationCheckpoint {
+            wal_position: 4096,
+            snapshot: Some(vec![1, 2, 3]),
+        };
+        let changes = store
+            .commit_checkpoint(&[alert(1)], &first, Timestamp(10))
+            .expect("commit");
+        assert_eq!(changes.len(), 1);
+        let second = CorrelationCheckpoint {
+            wal_position: 8192,
+            snapshot: None,
+        };
+        store
+            .commit_checkpoint(&[alert(2)], &second, Timestamp(20))
+            .expect("commit");
+        let reader = store.reader();
+        store.close().expect("close");
+        let stored = reader
+            .correlation_checkpoint()
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.checkpoint, second);
+        assert_eq!(stored.taken_at, Timestamp(20));
+        let store = IncidentStore::open(&path, IncidentPolicy::default()).expect("reopen");
+        assert_eq!(
+            store
+                .correlation_checkpoint()
+                .expect("read")
+                .map(|s| s.checkpoint),
+            Some(second)
+        );
+        let page = store
+            .changes_since(crate::incident::UpdateSeq(0), None, 10)
+            .expect("changes");
+        let last = page.changes.last().expect("a change");
+        assert_eq!(last.incident.alert_count, 2);
+        assert_eq!(last.incident.event_count, 10);
+    }
+
+    #[test]
+    fn a_failed_commit_writes_neither_the_alerts_nor_the_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("incidents.sqlite");
+        let mut store = IncidentStore::open(&path, IncidentPolicy::default()).expect("open");
+        // Make the checkpoint insert fail inside the transaction (a trigger refuses it).
+        store
+            .connection
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON correlation_checkpoint
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        let checkpoint = CorrelationCheckpoint {
+            wal_position: 1,
+            snapshot: None,
+        };
+        assert!(
+            store
+                .commit_checkpoint(&[alert(1)], &checkpoint, Timestamp(1))
+                .is_err()
+        );
+        assert_eq!(store.correlation_checkpoint().expect("read"), None);
+        let page = store
+            .changes_since(crate::incident::UpdateSeq(0), None, 10)
+            .expect("changes");
+        assert!(page.changes.is_empty(), "{page:?}");
+    }
+}
