@@ -70,6 +70,8 @@ const T0: i64 = 1_767_571_200;
 const STEP: i64 = 2;
 const EVENTS: usize = 3600;
 const CHUNK: usize = 20;
+/// Chunks sent while the kills happen; the rest is sent after the last one.
+const LIVE_CHUNKS: usize = EVENTS / CHUNK - 10;
 
 /// Writes the rules and the config into `dir`; returns the CLI args.
 fn setup_args(dir: &Path) -> Vec<String> {
@@ -273,10 +275,11 @@ fn sigkill_at_random_points_gives_the_incidents_of_an_uninterrupted_run() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let chunk = next_chunk.fetch_add(1, Ordering::SeqCst);
-                    let numbers = chunk_numbers(chunk);
-                    if numbers.is_empty() {
+                    // The last chunks are kept for the uninterrupted end.
+                    if chunk >= LIVE_CHUNKS {
                         return;
                     }
+                    let numbers = chunk_numbers(chunk);
                     // Odd events over TCP, even ones over HTTP, interleaved in event time.
                     let Some(even) = send_chunk(&mut stream, http, &numbers) else {
                         return;
@@ -301,7 +304,8 @@ fn sigkill_at_random_points_gives_the_incidents_of_an_uninterrupted_run() {
     let cairn = Cairn::start(&data_dir, &args);
     let mut stream = TcpStream::connect(("127.0.0.1", cairn.syslog_port)).expect("connect tcp");
     let mut tcp_rest = Vec::new();
-    for chunk in next_chunk.load(Ordering::SeqCst)..EVENTS.div_ceil(CHUNK) {
+    let rest_from = next_chunk.load(Ordering::SeqCst).min(LIVE_CHUNKS);
+    for chunk in rest_from..EVENTS.div_ceil(CHUNK) {
         let numbers = chunk_numbers(chunk);
         tcp_rest.extend(numbers.iter().copied().filter(|n| n % 2 == 1));
         let even = send_chunk(&mut stream, cairn.http, &numbers).expect("running");
@@ -325,8 +329,23 @@ fn sigkill_at_random_points_gives_the_incidents_of_an_uninterrupted_run() {
     let (cairn, crashed) = final_incidents(cairn, &data_dir, &args);
     eprintln!("crashed run done at {:?}", started.elapsed());
 
-    // Every acknowledged event is searchable exactly once; the counters reconcile.
-    let counts = event_counts(&cairn);
+    // Every acknowledged event is searchable exactly once; the counters reconcile. What a
+    // restart replays is committed shortly after it: wait until the searcher sees every
+    // committed document (all but the end-of-stream event are failures).
+    let stats = cairn.stats_until("quiescence", |stats| {
+        stats["reconcile"]["in_flight"] == 0
+            && stats["queues"]["work_batches"] == 0
+            && stats["queues"]["index_batches"] == 0
+    });
+    let committed = stats["index_docs"].as_u64().expect("index_docs") as usize;
+    let deadline = Instant::now() + DEADLINE;
+    let counts = loop {
+        let counts = event_counts(&cairn);
+        if counts.values().sum::<usize>() + 1 >= committed || Instant::now() >= deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let duplicated: Vec<_> = counts.iter().filter(|(_, count)| **count > 1).collect();
     assert!(duplicated.is_empty(), "duplicated events: {duplicated:?}");
     let acknowledged = acknowledged.lock().expect("lock").clone();
