@@ -98,6 +98,8 @@ impl Default for ConfigFile {
 /// allowed_lateness_secs = 60
 /// shards = 2
 /// max_groups_per_rule = 100000
+/// snapshot_interval_secs = 2
+/// alert_delay_ms = 1000
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,6 +115,14 @@ pub struct CorrelationSection {
     /// evicted (counted, and that rule's next alerts are flagged `possibly_incomplete`).
     /// Default 100000.
     pub max_groups_per_rule: usize,
+    /// Longest time between two snapshots of the correlation state while input flows
+    /// (checkpoints in `incidents.sqlite`; a restart resumes open windows from the latest and
+    /// replays the WAL from its position, which the WAL keeps until then). Default 2, 1..=3600.
+    pub snapshot_interval_secs: u64,
+    /// Longest time an alert waits before it reaches the incident store: alerts are committed
+    /// with the checkpoint that covers them, so a crash never applies one twice. Default 1000,
+    /// 10..=60000.
+    pub alert_delay_ms: u64,
 }
 
 impl Default for CorrelationSection {
@@ -122,11 +132,32 @@ impl Default for CorrelationSection {
             allowed_lateness_secs: engine.allowed_lateness.as_secs(),
             shards: engine.shards,
             max_groups_per_rule: engine.max_groups_per_rule,
+            snapshot_interval_secs: 2,
+            alert_delay_ms: 1000,
         }
     }
 }
 
 impl CorrelationSection {
+    fn checkpoint_policy(&self) -> Result<crate::correlation::CheckpointPolicy, ConfigError> {
+        if !(1..=3600).contains(&self.snapshot_interval_secs) {
+            return Err(ConfigError::Invalid {
+                key: "correlation.snapshot_interval_secs",
+                message: "must be between 1 and 3600".to_string(),
+            });
+        }
+        if !(10..=60_000).contains(&self.alert_delay_ms) {
+            return Err(ConfigError::Invalid {
+                key: "correlation.alert_delay_ms",
+                message: "must be between 10 and 60000".to_string(),
+            });
+        }
+        Ok(crate::correlation::CheckpointPolicy {
+            snapshot_interval: Duration::from_secs(self.snapshot_interval_secs),
+            alert_delay: Duration::from_millis(self.alert_delay_ms),
+        })
+    }
+
     fn validate(self) -> Result<cairn_correlate::EngineConfig, ConfigError> {
         if self.allowed_lateness_secs > 86_400 {
             return Err(ConfigError::Invalid {
@@ -913,6 +944,8 @@ pub struct Config {
     pub incidents: cairn_correlate::incident::IncidentPolicy,
     /// `[correlation]`.
     pub correlation: cairn_correlate::EngineConfig,
+    /// `[correlation]` snapshot and alert timing.
+    pub correlation_checkpoints: crate::correlation::CheckpointPolicy,
     /// `[wal]`.
     pub wal: cairn_ingest::wal::WalOptions,
     /// `[hec]`.
@@ -996,6 +1029,7 @@ impl ConfigFile {
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
         let incidents = self.incidents.validate()?;
         let hec = self.hec.validate()?;
+        let correlation_checkpoints = self.correlation.checkpoint_policy()?;
         let correlation = self.correlation.validate()?;
         let webhooks = self.webhooks.validate()?;
         let wal = self
@@ -1094,6 +1128,7 @@ impl ConfigFile {
             normaliser,
             incidents,
             correlation,
+            correlation_checkpoints,
             wal,
             hec,
             webhooks,

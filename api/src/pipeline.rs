@@ -20,10 +20,18 @@
 //! indexed") and the highest sequence number, then [`Wal::truncate_before`] that position.
 //! Events count as `indexed` only once committed. After a crash the index holds exactly the
 //! records before its `wal_position` and replay resumes there: exactly once.
-//! Shutdown: close the work queue, let workers drain it, stop the correlation stage, close the
-//! index queue, let the indexer drain it and commit one last time.
+//!
+//! Correlation is the WAL's other consumer: every worker hands the correlation stage the
+//! observations of every record it parsed, with the record's range (even when there are none),
+//! and the indexer forwards the skips, so the stage sees every record once and can put them in
+//! WAL order (see [`crate::correlation`]). WAL segments are deleted only before
+//! `min(index position, correlation's durable checkpoint position)`.
+//!
+//! Shutdown: close the work queue, let workers drain it, checkpoint and stop the correlation
+//! stage, close the index queue, let the indexer drain it and commit one last time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,7 +45,7 @@ use cairn_ingest::stats::{DropReason, Stats};
 use cairn_ingest::wal::{Appended, Position, Sequencer, Wal};
 use cairn_ingest::{Event, EventBatch, EventFlags, Seq, Text};
 
-use crate::correlation::{CorrelationInput, CorrelationProbe, CorrelationStage};
+use crate::correlation::{CorrelationInput, CorrelationProbe, CorrelationSetup, CorrelationStage};
 use crate::signatures::{SignatureWorker, Signatures};
 
 /// Pipeline settings.
@@ -49,8 +57,6 @@ pub struct PipelineConfig {
     /// Bytes the queues (and HTTP bodies in flight) may hold; see [`MemoryBudget`].
     pub memory_budget_bytes: usize,
     pub commit_interval: Duration,
-    /// The correlation engine's settings.
-    pub correlation: cairn_correlate::EngineConfig,
 }
 
 /// What the indexer needs of the WAL.
@@ -90,7 +96,7 @@ impl Pipeline {
         normaliser: &Arc<Normaliser>,
         signatures: &Arc<Signatures>,
         stats: Arc<Stats>,
-        alerts: crossbeam_channel::Sender<cairn_correlate::Alert>,
+        correlation: CorrelationSetup,
         wal: IndexerWal,
     ) -> Result<Pipeline, cairn_index::IndexError> {
         let memory = MemoryBudget::new(config.memory_budget_bytes);
@@ -100,9 +106,8 @@ impl Pipeline {
             Work::weight,
             Admission::Enforced,
         );
-        let correlation =
-            CorrelationStage::start(config.correlation.clone(), alerts, config.queue_batches)
-                .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
+        let correlation = CorrelationStage::start(correlation, config.queue_batches)
+            .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
         let index_queue: BatchQueue<IndexItem> = BatchQueue::with_budget(
             config.index_queue_batches,
             Arc::clone(&memory),
@@ -142,6 +147,10 @@ impl Pipeline {
         let indexer_queue = index_queue.clone();
         let commit_interval = config.commit_interval;
         let indexer_stats = Arc::clone(&stats);
+        let correlation_link = CorrelationLink {
+            skips: correlation.input(),
+            durable: correlation.durable_position(),
+        };
         let indexer = std::thread::Builder::new()
             .name("cairn-indexer".to_string())
             .spawn(move || {
@@ -149,6 +158,7 @@ impl Pipeline {
                     writer,
                     &indexer_queue,
                     &wal,
+                    &correlation_link,
                     commit_interval,
                     &indexer_stats,
                 );
@@ -303,12 +313,11 @@ fn parse_worker(
         for event in &mut events {
             stages.normaliser.normalise(event);
         }
-        let (set, observations) = matcher.match_batch(&mut events);
-        if !observations.is_empty() {
-            // Blocks while the correlation stage is behind (backpressure); fails only when it
-            // has stopped, which happens after the workers.
-            let _ = to_correlate.send((set, observations));
-        }
+        let (set, batch) = matcher.match_batch(&mut events);
+        // Every record, even one without observations: the stage puts records in WAL order.
+        // Blocks while the correlation stage is behind (backpressure); fails only when it has
+        // stopped, which happens after the workers.
+        let _ = to_correlate.send(CorrelationInput::Record { range, set, batch });
         let mut malformed = 0u64;
         let mut truncated = 0u64;
         let mut invalid_utf8 = 0u64;
@@ -363,15 +372,26 @@ fn host_from_peer(event: &mut Event) {
     }
 }
 
+/// What the indexer shares with the correlation stage.
+struct CorrelationLink {
+    /// Where skipped ranges are forwarded.
+    skips: crossbeam_channel::Sender<CorrelationInput>,
+    /// Correlation's durable checkpoint position (WAL retention).
+    durable: Arc<AtomicU64>,
+}
+
 fn indexer_loop(
     mut writer: cairn_index::EventWriter,
     index_queue: &BatchQueue<IndexItem>,
     wal: &IndexerWal,
+    correlation: &CorrelationLink,
     commit_interval: Duration,
     stats: &Stats,
 ) {
     let mut sequencer: Sequencer<EventBatch> = Sequencer::new(wal.indexed_up_to);
     let mut committed_position = wal.indexed_up_to;
+    // Segments before this have been deleted (or never needed).
+    let mut kept_from = Position(0);
     let mut pending = 0u64;
     // Events inserted into the sequencer and not released yet (waiting for an earlier record).
     let mut held_back = 0u64;
@@ -397,6 +417,8 @@ fn indexer_loop(
         };
         for skipped in wal.skips.try_iter() {
             sequencer.skip(skipped);
+            // Fails only once the stage has stopped (shutdown): nothing left to tell it.
+            let _ = correlation.skips.send(CorrelationInput::Skip(skipped));
         }
         while let Some((_range, batch)) = sequencer.pop() {
             let count = batch.len() as u64;
@@ -431,7 +453,12 @@ fn indexer_loop(
                 stats.record_commit();
                 pending = 0;
                 committed_position = position;
-                retain_wal_from(&wal.wal, position);
+            }
+            // Correlation's checkpoint may have moved without an index commit: look each time.
+            let correlated = Position(correlation.durable.load(Ordering::Acquire));
+            let keep_from = committed_position.min(correlated);
+            if keep_from > kept_from && retain_wal_from(&wal.wal, keep_from) {
+                kept_from = keep_from;
             }
             last_commit = Instant::now();
         }
@@ -483,12 +510,14 @@ fn commit(
     }
 }
 
-/// Deletes WAL segments every consumer is done with. Today the index is the only consumer.
-fn retain_wal_from(wal: &Wal, index_position: Position) {
-    // Seam: when correlation snapshots its state, keep the WAL from
-    // min(index_position, correlation_snapshot_position).
-    let keep_from = index_position;
-    if let Err(error) = wal.truncate_before(keep_from) {
-        tracing::warn!(%error, "wal segments could not be deleted (retried at the next commit)");
+/// Deletes WAL segments every consumer is done with: `keep_from` is the smallest position the
+/// index or correlation still needs. Returns whether it succeeded.
+fn retain_wal_from(wal: &Wal, keep_from: Position) -> bool {
+    match wal.truncate_before(keep_from) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(%error, "wal segments could not be deleted (retried at the next commit)");
+            false
+        }
     }
 }

@@ -1,18 +1,23 @@
 //! Wiring: opens the index, starts the pipeline threads, binds the listeners and the HTTP API,
 //! and shuts everything down in order.
 //!
-//! Start order: index → WAL → incident store and service → webhook outbox → pipeline → WAL
-//! replay (see [`crate::wal_replay`]) → listeners → webhook deliveries → HTTP → ready. Stop order
-//! (on the shutdown token): not ready → listeners and HTTP stop accepting (incident event streams
-//! end; webhook tasks record the attempt in flight and stop) → pipeline drains and commits →
-//! WAL closes → the incident service drains its alerts, commits and closes the store. The whole
-//! stop is bounded by [`SHUTDOWN_GRACE`].
+//! Start order: index → incident store and service (with correlation's latest checkpoint) →
+//! webhook outbox → WAL → pipeline (correlation restored from the checkpoint's snapshot) → WAL
+//! replay from the smallest position the index or correlation needs (see [`crate::wal_replay`])
+//! → listeners → webhook deliveries → HTTP → ready. Stop order (on the shutdown token,
+//! SIGTERM/SIGINT): not ready → listeners and HTTP stop accepting (incident event streams end;
+//! webhook tasks record the attempt in flight and stop) → pipeline drains, correlation commits a
+//! last checkpoint (snapshot + its alerts), the index commits → WAL closes → the incident service
+//! drains its alerts, commits and closes the store. The whole stop is bounded by
+//! [`SHUTDOWN_GRACE`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_correlate::incident::{IncidentService, IncidentStore, ServiceOptions, SystemClock};
+use cairn_correlate::incident::{
+    IncidentService, IncidentStore, ServiceOptions, StoredCheckpoint, SystemClock,
+};
 use cairn_index::{EventIndex, IndexOptions};
 use cairn_ingest::batch::SeqAllocator;
 use cairn_ingest::listeners::{ListenerContext, WalSink, relp, tcp, tls, udp};
@@ -22,6 +27,7 @@ use cairn_ingest::wal::{Position, Wal, WalError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::correlation::CorrelationSetup;
 use crate::http::{AppState, HttpLimits, router};
 use crate::pipeline::{IndexerWal, Pipeline, PipelineConfig};
 use crate::signatures::Signatures;
@@ -115,35 +121,18 @@ pub async fn run(
         .last_commit()
         .and_then(|payload| payload.wal_position)
         .map(Position);
-    let wal_dir = config.data_dir.join("wal");
-    let wal_options = config.wal.clone();
-    let wal = tokio::task::spawn_blocking(move || open_wal(&wal_dir, wal_options, index_position))
-        .await
-        .map_err(|error| {
-            ServeError::Wal(WalError::Io {
-                path: config.data_dir.join("wal"),
-                source: std::io::Error::other(error.to_string()),
-            })
-        })?
-        .map_err(wal_start_error)?;
-    let wal = Arc::new(wal);
-    // Seam: correlation will add its snapshot position to the positions replay must cover.
-    let replay_from = replay_start(index_position, &[], wal.oldest());
-    let indexed_up_to = index_position.map_or(replay_from, |position| position.max(replay_from));
-    let (skip_sender, skip_receiver) = crossbeam_channel::unbounded();
-    let wal_sink = WalSink {
-        wal: Arc::clone(&wal),
-        skips: skip_sender,
-    };
-
     let incident_config = config.clone();
-    let incidents = tokio::task::spawn_blocking(move || start_incidents(&incident_config))
-        .await
-        .map_err(|error| {
-            ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
-                format!("incident store task failed: {error}"),
-            ))
-        })??;
+    let (incidents, checkpoint) = tokio::task::spawn_blocking(move || {
+        let incidents = start_incidents(&incident_config)?;
+        let checkpoint = incidents.handle().correlation_checkpoint()?;
+        Ok::<_, ServeError>((incidents, checkpoint))
+    })
+    .await
+    .map_err(|error| {
+        ServeError::Incidents(cairn_correlate::incident::IncidentError::Unavailable(
+            format!("incident store task failed: {error}"),
+        ))
+    })??;
     let webhook_config = config.webhooks.clone();
     let store_path = config.data_dir.join(INCIDENT_STORE_FILE);
     let webhooks = tokio::task::spawn_blocking(move || Webhooks::open(webhook_config, &store_path))
@@ -153,9 +142,38 @@ pub async fn run(
                 format!("webhook outbox task failed: {error}"),
             ))
         })??;
-    // The correlation engine sends every alert (detection and correlation) into this.
-    let alerts_to_incidents: crossbeam_channel::Sender<cairn_correlate::Alert> =
-        incidents.alert_sender();
+    let correlated_position = checkpoint
+        .as_ref()
+        .map(|stored| Position(stored.checkpoint.wal_position));
+    let wal_dir = config.data_dir.join("wal");
+    let wal_options = config.wal.clone();
+    // Neither consumer may see a position it committed reused.
+    let committed = index_position.max(correlated_position);
+    let wal = tokio::task::spawn_blocking(move || open_wal(&wal_dir, wal_options, committed))
+        .await
+        .map_err(|error| {
+            ServeError::Wal(WalError::Io {
+                path: config.data_dir.join("wal"),
+                source: std::io::Error::other(error.to_string()),
+            })
+        })?
+        .map_err(wal_start_error)?;
+    let wal = Arc::new(wal);
+    let replay_from = replay_start(index_position, correlated_position.as_slice(), wal.oldest());
+    let indexed_up_to = index_position.map_or(replay_from, |position| position.max(replay_from));
+    let correlation = correlation_setup(
+        &config,
+        &incidents,
+        &wal,
+        checkpoint,
+        index_position,
+        replay_from,
+    );
+    let (skip_sender, skip_receiver) = crossbeam_channel::unbounded();
+    let wal_sink = WalSink {
+        wal: Arc::clone(&wal),
+        skips: skip_sender,
+    };
 
     let stats = Arc::new(Stats::new());
     let rule_sources = config.rules.clone();
@@ -176,14 +194,13 @@ pub async fn run(
             index_queue_batches: config.index_queue_batches,
             memory_budget_bytes: config.memory_budget_bytes,
             commit_interval: config.commit_interval,
-            correlation: config.correlation.clone(),
         },
         Arc::clone(&index),
         parse_options.clone(),
         &config.normaliser,
         &signatures,
         Arc::clone(&stats),
-        alerts_to_incidents.clone(),
+        correlation,
         IndexerWal {
             wal: Arc::clone(&wal),
             indexed_up_to,
@@ -214,7 +231,6 @@ pub async fn run(
     let summary = match replayed {
         Ok(summary) => summary,
         Err(error) => {
-            drop(alerts_to_incidents);
             drop(wal_sink);
             tokio::task::spawn_blocking(move || {
                 pipeline.shutdown();
@@ -249,11 +265,9 @@ pub async fn run(
     if let Err(error) = started {
         listener_shutdown.cancel();
         tasks.shutdown().await;
-        tokio::task::spawn_blocking(move || {
-            drain_and_close(pipeline, wal, alerts_to_incidents, incidents)
-        })
-        .await
-        .ok();
+        tokio::task::spawn_blocking(move || drain_and_close(pipeline, wal, incidents))
+            .await
+            .ok();
         return Err(error);
     }
 
@@ -284,11 +298,9 @@ pub async fn run(
             Err(source) => {
                 listener_shutdown.cancel();
                 tasks.shutdown().await;
-                tokio::task::spawn_blocking(move || {
-                    drain_and_close(pipeline, wal, alerts_to_incidents, incidents)
-                })
-                .await
-                .ok();
+                tokio::task::spawn_blocking(move || drain_and_close(pipeline, wal, incidents))
+                    .await
+                    .ok();
                 return Err(ServeError::HttpBind { addr, source });
             }
         };
@@ -330,10 +342,8 @@ pub async fn run(
     listener_shutdown.cancel();
     let stop = async {
         while tasks.join_next().await.is_some() {}
-        let drained = tokio::task::spawn_blocking(move || {
-            drain_and_close(pipeline, wal, alerts_to_incidents, incidents)
-        })
-        .await;
+        let drained =
+            tokio::task::spawn_blocking(move || drain_and_close(pipeline, wal, incidents)).await;
         match drained {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "incident store did not close cleanly"),
@@ -354,20 +364,54 @@ pub async fn run(
     Ok(())
 }
 
-/// The blocking end of every stop (graceful or after a failed start): drain the pipeline and
-/// commit, close the WAL (everything the indexer committed is covered; what it did not is
-/// replayed next time), then, the alerts' producer having stopped, let the incident service
-/// apply what is queued and close the store.
+/// The blocking end of every stop (graceful or after a failed start): drain the pipeline,
+/// checkpoint correlation and commit the index, close the WAL (everything the index and the
+/// checkpoint cover is done; the rest is replayed next time), then, the alerts' producer having
+/// stopped, let the incident service apply what is queued and close the store.
 fn drain_and_close(
     pipeline: Pipeline,
     wal: Arc<Wal>,
-    alerts_to_incidents: crossbeam_channel::Sender<cairn_correlate::Alert>,
     incidents: IncidentService,
 ) -> Result<(), cairn_correlate::incident::IncidentError> {
     pipeline.shutdown();
     close_wal(wal);
-    drop(alerts_to_incidents);
     incidents.shutdown()
+}
+
+/// Where correlation resumes: at its checkpoint's position with its snapshot; without one (a
+/// new data dir, or a store from before checkpoints), where the index resumes (an older build
+/// correlated everything it indexed), else where replay starts. Never before the replay start.
+fn correlation_setup(
+    config: &Config,
+    incidents: &IncidentService,
+    wal: &Arc<Wal>,
+    checkpoint: Option<StoredCheckpoint>,
+    index_position: Option<Position>,
+    replay_from: Position,
+) -> CorrelationSetup {
+    let (resume_at, snapshot) = match checkpoint {
+        Some(stored) => {
+            tracing::info!(
+                position = stored.checkpoint.wal_position,
+                snapshot_bytes = stored.checkpoint.snapshot.as_ref().map_or(0, Vec::len),
+                taken_at_ns = stored.taken_at.0,
+                "correlation resumes from its checkpoint"
+            );
+            (
+                Position(stored.checkpoint.wal_position),
+                stored.checkpoint.snapshot,
+            )
+        }
+        None => (index_position.unwrap_or(replay_from), None),
+    };
+    CorrelationSetup {
+        engine: config.correlation.clone(),
+        checkpoints: config.correlation_checkpoints,
+        incidents: incidents.handle(),
+        resume_at: resume_at.max(replay_from),
+        snapshot,
+        wal: Arc::clone(wal),
+    }
 }
 
 /// A WAL error at start-up; a corrupt segment gets the way out in its message.

@@ -2,11 +2,14 @@
 //! the pipeline, close it.
 //!
 //! Where replay starts: the index's committed `wal_position` says "every record before this is
-//! indexed". Replay starts at the smallest position some consumer still needs
-//! ([`replay_start`]; today only the index, correlation snapshots will add theirs), or at the
-//! WAL's oldest record on an index that has none. Records are pushed into the work queue with
-//! their ranges, gaps (segments moved aside) are sent to the indexer as skips, and the indexer's
-//! [`cairn_ingest::wal::Sequencer`] drops what lies before its own committed position.
+//! indexed"; correlation's checkpoint position says "every record before this is in the
+//! correlation snapshot and its alerts are in the incident store". Replay starts at the smallest
+//! position some consumer still needs ([`replay_start`]), or at the WAL's oldest record when
+//! neither has one. Records are pushed into the work queue with their ranges, gaps (segments
+//! moved aside) are sent to the indexer as skips (which it forwards to correlation), and each
+//! consumer's [`cairn_ingest::wal::Sequencer`] drops what lies before its own position: the
+//! index gets exactly the records from the index position on, correlation exactly those from
+//! its checkpoint position on.
 //!
 //! Sequence numbers: a record's events were numbered before it was appended, so after a crash
 //! the WAL may hold numbers the index never saw; numbering continues after the highest of both.
@@ -31,16 +34,16 @@ pub struct ReplaySummary {
     pub next_seq: u64,
 }
 
-/// Opens `<data_dir>/wal` and makes sure it never reuses a position the index has committed:
-/// when the index names a position past the WAL's end (the WAL lost its tail or was wiped), the
-/// WAL skips ahead to it. Blocking.
+/// Opens `<data_dir>/wal` and makes sure it never reuses a position a consumer has committed
+/// (`committed`: the largest of the index's and correlation's positions): when it is past the
+/// WAL's end (the WAL lost its tail or was wiped), the WAL skips ahead to it. Blocking.
 ///
 /// # Errors
 /// As [`Wal::open`] and [`Wal::skip_to`].
 pub fn open_wal(
     dir: &Path,
     options: WalOptions,
-    index_position: Option<Position>,
+    committed: Option<Position>,
 ) -> Result<Wal, WalError> {
     let wal = Wal::open(dir, options)?;
     let recovery = wal.recovery();
@@ -58,14 +61,14 @@ pub fn open_wal(
             "wal: no segment holds these positions; their events are lost"
         );
     }
-    if let Some(position) = index_position
+    if let Some(position) = committed
         && position > wal.end()
     {
         tracing::error!(
-            index_position = position.0,
+            committed_position = position.0,
             wal_end = wal.end().0,
-            "the index has committed past the end of the wal (its tail was lost or the wal was \
-             wiped); the wal skips ahead so that positions are never reused"
+            "the index or correlation has committed past the end of the wal (its tail was lost \
+             or the wal was wiped); the wal skips ahead so that positions are never reused"
         );
         wal.skip_to(position)?;
     }
@@ -74,7 +77,7 @@ pub fn open_wal(
 
 /// Where replay starts: the smallest position a consumer still needs, never below the WAL's
 /// oldest record. `index_position` is the index's committed `wal_position`;
-/// `other_positions` will hold the correlation snapshot's position.
+/// `other_positions` the other consumers' (correlation's checkpoint).
 pub fn replay_start(
     index_position: Option<Position>,
     other_positions: &[Position],

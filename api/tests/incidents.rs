@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_api::config::ConfigFile;
+use cairn_api::correlation::CorrelationSetup;
 use cairn_api::http::{AppState, HttpLimits, router};
 use cairn_api::pipeline::{IndexerWal, Pipeline, PipelineConfig};
 use cairn_api::signatures::{RuleSources, Signatures};
@@ -91,14 +92,20 @@ impl App {
                 index_queue_batches: 8,
                 memory_budget_bytes: 64 << 20,
                 commit_interval: Duration::from_millis(100),
-                correlation: config.correlation.clone(),
             },
             Arc::clone(&index),
             ParseOptions::default(),
             &config.normaliser,
             &signatures,
             Arc::clone(&stats),
-            service.alert_sender(),
+            CorrelationSetup {
+                engine: config.correlation.clone(),
+                checkpoints: config.correlation_checkpoints,
+                incidents: service.handle(),
+                resume_at: wal.oldest(),
+                snapshot: None,
+                wal: Arc::clone(&wal),
+            },
             IndexerWal {
                 wal: Arc::clone(&wal),
                 indexed_up_to: wal.oldest(),

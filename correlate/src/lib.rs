@@ -69,8 +69,8 @@ pub use alert::{Alert, AlertKind, MAX_EVIDENCE};
 pub use compile::{CompileOptions, CompiledRuleInfo, Limits};
 pub use condition::{Condition, OfTarget, Quantifier, parse_condition};
 pub use correlation::{
-    CorrelationOptions, Correlations, Correlator, Engine, EngineConfig, EngineStats, Observation,
-    ObservationBatch,
+    CorrelationOptions, Correlations, Correlator, Engine, EngineConfig, EngineError, EngineStats,
+    Observation, ObservationBatch, SnapshotError,
 };
 pub use error::{Error, Rejection};
 pub use field::{FieldMapping, LogsourceEntry, LogsourceMapping};

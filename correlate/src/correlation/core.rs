@@ -7,6 +7,7 @@ use cairn_ingest::Timestamp;
 
 use super::graph::{Correlations, Observation, ObservationBatch};
 use super::shard::{Shard, ShardCounters};
+use super::snapshot::{self, SnapshotError, Totals};
 use crate::alert::Alert;
 
 /// Engine settings.
@@ -85,6 +86,31 @@ pub struct EngineStats {
 }
 
 impl EngineStats {
+    /// The engine-wide counters a snapshot keeps.
+    pub(crate) fn totals(&self) -> Totals {
+        Totals {
+            batches: self.batches,
+            observations: self.observations,
+            late: self.late,
+            late_dropped: self.late_dropped,
+            missing_group_field: self.missing_group_field,
+            detection_alerts: self.detection_alerts,
+        }
+    }
+
+    /// Figures starting from a snapshot's counters.
+    pub(crate) fn from_totals(totals: Totals) -> EngineStats {
+        EngineStats {
+            batches: totals.batches,
+            observations: totals.observations,
+            late: totals.late,
+            late_dropped: totals.late_dropped,
+            missing_group_field: totals.missing_group_field,
+            detection_alerts: totals.detection_alerts,
+            ..EngineStats::default()
+        }
+    }
+
     pub(crate) fn add_shard(&mut self, counters: &ShardCounters) {
         self.processed += counters.processed;
         self.correlation_alerts += counters.alerts;
@@ -108,8 +134,8 @@ pub(crate) enum Admission {
 #[derive(Debug, Clone)]
 pub(crate) struct Router {
     lateness: i64,
-    watermark: i64,
-    max_ts: i64,
+    pub(super) watermark: i64,
+    pub(super) max_ts: i64,
     /// `(wall clock, latest event time)` when the stream was first seen idle.
     idle_since: Option<(i64, i64)>,
 }
@@ -121,6 +147,15 @@ impl Router {
             watermark: i64::MIN,
             max_ts: i64::MIN,
             idle_since: None,
+        }
+    }
+
+    /// A router resuming a snapshot's clock; idleness is measured afresh.
+    pub fn resumed(lateness: i64, watermark: i64, max_ts: i64) -> Router {
+        Router {
+            watermark,
+            max_ts,
+            ..Router::new(lateness)
         }
     }
 
@@ -206,6 +241,50 @@ impl Correlator {
             finished: false,
             correlations,
         }
+    }
+
+    /// Resumes from a [`Correlator::snapshot`] (or an [`super::Engine::snapshot`]: the format is
+    /// the same) taken under the same correlations and tagged with `fingerprint`. Feeding it the
+    /// batches that followed the snapshot gives the alerts the uninterrupted correlator gives.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] when the snapshot is damaged, of another version, or was taken under
+    /// other correlations.
+    pub fn restore(
+        correlations: Arc<Correlations>,
+        config: &EngineConfig,
+        snapshot: &[u8],
+        fingerprint: u64,
+    ) -> Result<Correlator, SnapshotError> {
+        let decoded = snapshot::decode(snapshot, &correlations, fingerprint)?;
+        let router = decoded.router(config.lateness_nanos());
+        let stats = EngineStats::from_totals(decoded.totals);
+        let shard = decoded
+            .into_shards(&correlations, 1, config.max_groups_per_rule)
+            .pop()
+            .unwrap_or_else(|| Shard::new(Arc::clone(&correlations), config.max_groups_per_rule));
+        Ok(Correlator {
+            router,
+            shard,
+            derived: Vec::new(),
+            stats,
+            finished: false,
+            correlations,
+        })
+    }
+
+    /// The complete state, encoded (see [`super::snapshot`]) and tagged with `fingerprint`
+    /// (whatever identifies the rules to the caller; [`Correlator::restore`] wants it back).
+    pub fn snapshot(&self, fingerprint: u64) -> Vec<u8> {
+        let mut part = Vec::new();
+        snapshot::encode_part(&self.shard, &mut part);
+        snapshot::encode(
+            fingerprint,
+            &self.correlations,
+            &self.router,
+            &self.stats.totals(),
+            &[part],
+        )
     }
 
     /// Takes one batch: its detection alerts go straight to `alerts`; its observations are

@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbound
 use super::core::{Admission, EngineConfig, EngineStats, Router};
 use super::graph::{Correlations, Observation, ObservationBatch};
 use super::shard::{Shard, ShardCounters};
+use super::snapshot::{self, SnapshotError, Totals};
 use crate::alert::Alert;
 
 /// Why the engine could not take a request.
@@ -23,6 +24,9 @@ pub enum EngineError {
     /// A thread could not be started.
     #[error("cannot start a correlation thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A snapshot could not be restored.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// `try_submit` could not queue the batch: it is handed back.
@@ -39,6 +43,12 @@ enum ToRouter {
     Idle(Timestamp),
     /// Stop without flushing: open windows and pending absences are dropped, not fired.
     Stop,
+    /// A barrier: every shard encodes its part after what came before; the router answers
+    /// with the whole snapshot.
+    Snapshot {
+        fingerprint: u64,
+        reply: Sender<Vec<u8>>,
+    },
 }
 
 enum ToShard {
@@ -48,6 +58,8 @@ enum ToShard {
         watermark: i64,
         flush: bool,
     },
+    /// Encode this shard's part of a snapshot and send it back with the shard's index.
+    Snapshot(Sender<(usize, Vec<u8>)>),
 }
 
 enum Peer {
@@ -118,11 +130,68 @@ impl Engine {
         alerts: Sender<Alert>,
     ) -> Result<Engine, EngineError> {
         let shard_count = config.shard_count();
+        let group_cap = config.group_cap_per_shard(shard_count);
+        let shards = (0..shard_count)
+            .map(|_| Shard::new(Arc::clone(&correlations), group_cap))
+            .collect();
+        let router = Router::new(config.lateness_nanos());
+        Engine::spawn(
+            correlations,
+            &config,
+            alerts,
+            router,
+            Totals::default(),
+            shards,
+        )
+    }
+
+    /// Starts an engine from a snapshot ([`Engine::snapshot`] or
+    /// [`super::Correlator::snapshot`]) taken under the same correlations and tagged with
+    /// `fingerprint`; the shard count may differ from the snapshot's (see
+    /// [`super::snapshot`]). Submitting the batches that followed the snapshot gives the
+    /// alerts the uninterrupted engine gives.
+    ///
+    /// # Errors
+    /// [`EngineError::Snapshot`] when the snapshot is damaged, of another version or taken
+    /// under other correlations; [`EngineError::Spawn`] as [`Engine::start`].
+    pub fn restore(
+        correlations: Arc<Correlations>,
+        config: EngineConfig,
+        alerts: Sender<Alert>,
+        snapshot: &[u8],
+        fingerprint: u64,
+    ) -> Result<Engine, EngineError> {
+        let decoded = snapshot::decode(snapshot, &correlations, fingerprint)?;
+        let shard_count = config.shard_count();
+        let router = decoded.router(config.lateness_nanos());
+        let totals = decoded.totals;
+        let shards = decoded.into_shards(
+            &correlations,
+            shard_count,
+            config.group_cap_per_shard(shard_count),
+        );
+        Engine::spawn(correlations, &config, alerts, router, totals, shards)
+    }
+
+    fn spawn(
+        correlations: Arc<Correlations>,
+        config: &EngineConfig,
+        alerts: Sender<Alert>,
+        router: Router,
+        totals: Totals,
+        shard_states: Vec<Shard>,
+    ) -> Result<Engine, EngineError> {
+        let shard_count = shard_states.len();
         let capacity = config.queue_capacity.max(1);
         let shared = Arc::new(Shared {
-            watermark: AtomicI64::new(i64::MIN),
+            batches: AtomicU64::new(totals.batches),
+            observations: AtomicU64::new(totals.observations),
+            late: AtomicU64::new(totals.late),
+            late_dropped: AtomicU64::new(totals.late_dropped),
+            missing_group_field: AtomicU64::new(totals.missing_group_field),
+            detection_alerts: AtomicU64::new(totals.detection_alerts),
+            watermark: AtomicI64::new(router.watermark),
             shards: (0..shard_count).map(|_| ShardShared::default()).collect(),
-            ..Shared::default()
         });
         let mut shard_inputs = Vec::with_capacity(shard_count);
         let mut shard_receivers = Vec::with_capacity(shard_count);
@@ -138,14 +207,16 @@ impl Engine {
             peer_senders.push(sender);
             peer_receivers.push(receiver);
         }
-        let group_cap = config.group_cap_per_shard(shard_count);
         let mut shards = Vec::with_capacity(shard_count);
-        for (index, (input, peer_input)) in
-            shard_receivers.into_iter().zip(peer_receivers).enumerate()
+        for (index, ((input, peer_input), shard)) in shard_receivers
+            .into_iter()
+            .zip(peer_receivers)
+            .zip(shard_states)
+            .enumerate()
         {
             let worker = ShardWorker {
                 index,
-                shard: Shard::new(Arc::clone(&correlations), group_cap),
+                shard,
                 correlations: Arc::clone(&correlations),
                 input,
                 peer_input,
@@ -163,7 +234,7 @@ impl Engine {
         drop(peer_senders);
         let (to_router, router_input) = bounded::<ToRouter>(capacity);
         let router = RouterWorker {
-            router: Router::new(config.lateness_nanos()),
+            router,
             correlations,
             input: router_input,
             shards: shard_inputs,
@@ -212,6 +283,23 @@ impl Engine {
         sender
             .send(ToRouter::Idle(now))
             .map_err(|_| EngineError::Closed)
+    }
+
+    /// The complete state after every batch submitted before this call, encoded (see
+    /// [`super::snapshot`]) and tagged with `fingerprint`. A barrier: every alert those
+    /// batches produced has been sent to the alert channel when it returns. Blocks until every
+    /// shard has answered, so the alert channel must not be full meanwhile (drain it from
+    /// another thread, or make it unbounded).
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`] when the engine has stopped.
+    pub fn snapshot(&self, fingerprint: u64) -> Result<Vec<u8>, EngineError> {
+        let sender = self.to_router.as_ref().ok_or(EngineError::Closed)?;
+        let (reply, answer) = bounded(1);
+        sender
+            .send(ToRouter::Snapshot { fingerprint, reply })
+            .map_err(|_| EngineError::Closed)?;
+        answer.recv().map_err(|_| EngineError::Closed)
     }
 
     /// Current figures (each shard's published after its latest advance).
@@ -283,8 +371,16 @@ fn collect_stats(shared: &Shared) -> EngineStats {
 
 /// The shard owning a group of a correlation.
 pub(crate) fn shard_of(observation: &Observation, shards: usize) -> usize {
-    let mixed = observation.group.hash_value()
-        ^ u64::from(observation.correlation.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    shard_for(
+        observation.correlation.0,
+        observation.group.hash_value(),
+        shards,
+    )
+}
+
+/// The shard owning the group whose key hashes to `group_hash` in `correlation`.
+pub(crate) fn shard_for(correlation: u32, group_hash: u64, shards: usize) -> usize {
+    let mixed = group_hash ^ u64::from(correlation).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     ((mixed >> 32) % shards.max(1) as u64) as usize
 }
 
@@ -359,10 +455,42 @@ impl RouterWorker {
                 }
                 // Dropping the shard senders ends the shards without a flush.
                 ToRouter::Stop => return,
+                ToRouter::Snapshot { fingerprint, reply } => {
+                    let _ = reply.send(self.snapshot(fingerprint));
+                }
             }
         }
         // Input closed: end of input.
         self.advance(i64::MAX, true);
+    }
+
+    /// Collects every shard's part (each after everything sent to it before) and encodes the
+    /// whole. A shard that has gone contributes nothing (the engine is stopping anyway).
+    fn snapshot(&self, fingerprint: u64) -> Vec<u8> {
+        let (reply, answers) = bounded(self.shards.len().max(1));
+        for shard in &self.shards {
+            let _ = shard.send(ToShard::Snapshot(reply.clone()));
+        }
+        drop(reply);
+        let mut parts: Vec<(usize, Vec<u8>)> = answers.iter().collect();
+        parts.sort_by_key(|(index, _)| *index);
+        let parts: Vec<Vec<u8>> = parts.into_iter().map(|(_, part)| part).collect();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let totals = Totals {
+            batches: load(&self.shared.batches),
+            observations: load(&self.shared.observations),
+            late: load(&self.shared.late),
+            late_dropped: load(&self.shared.late_dropped),
+            missing_group_field: load(&self.shared.missing_group_field),
+            detection_alerts: load(&self.shared.detection_alerts),
+        };
+        snapshot::encode(
+            fingerprint,
+            &self.correlations,
+            &self.router,
+            &totals,
+            &parts,
+        )
     }
 
     fn advance(&mut self, watermark: i64, flush: bool) {
@@ -395,6 +523,7 @@ struct ShardWorker {
 
 impl ShardWorker {
     fn run(mut self) -> ShardCounters {
+        self.shared.shards[self.index].publish(&self.shard);
         loop {
             select! {
                 recv(self.input) -> message => match message {
@@ -408,6 +537,11 @@ impl ShardWorker {
                         if flush {
                             break;
                         }
+                    }
+                    Ok(ToShard::Snapshot(reply)) => {
+                        let mut part = Vec::new();
+                        snapshot::encode_part(&self.shard, &mut part);
+                        let _ = reply.send((self.index, part));
                     }
                     Err(_) => break,
                 },

@@ -54,7 +54,7 @@ impl GroupKey {
         GroupKey::from_joined(text)
     }
 
-    fn from_joined(text: String) -> GroupKey {
+    pub(crate) fn from_joined(text: String) -> GroupKey {
         GroupKey {
             hash: hash_text(&text),
             text: text.into_boxed_str(),

@@ -76,6 +76,7 @@ mod graph;
 mod hash;
 pub mod rule;
 mod shard;
+pub mod snapshot;
 mod wheel;
 
 pub use self::core::{Correlator, EngineConfig, EngineStats};
@@ -85,3 +86,4 @@ pub use graph::{
     ObservationBatch,
 };
 pub use rule::{Bound, CorrelationLimits, CorrelationSpec, CorrelationType, CountCondition};
+pub use snapshot::{SNAPSHOT_VERSION, SnapshotError, snapshot_fingerprint};

@@ -22,7 +22,7 @@ use super::wheel::{Timer, TimerWheel};
 use crate::alert::{Alert, MAX_EVIDENCE};
 
 /// `Group::timer_at` when no timer is armed.
-const NO_TIMER: i64 = i64::MIN;
+pub(super) const NO_TIMER: i64 = i64::MIN;
 
 /// One contributing observation: its time and sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,23 +34,23 @@ pub(crate) struct Contrib {
 /// An ordered temporal chain: the events of rules `0..=i` in order.
 #[derive(Debug, Clone)]
 pub(crate) struct Chain {
-    start: i64,
-    items: Vec<Contrib>,
+    pub(super) start: i64,
+    pub(super) items: Vec<Contrib>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Closing {
-    start: i64,
-    count: u64,
-    contribs: Vec<Contrib>,
-    values: Vec<u64>,
+    pub(super) start: i64,
+    pub(super) count: u64,
+    pub(super) contribs: Vec<Contrib>,
+    pub(super) values: Vec<u64>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Pending {
-    start: i64,
-    count: u64,
-    contribs: Vec<Contrib>,
+    pub(super) start: i64,
+    pub(super) count: u64,
+    pub(super) contribs: Vec<Contrib>,
 }
 
 /// Per-group state, by correlation kind. The common case (`event_count` with a threshold) is
@@ -71,11 +71,11 @@ pub(crate) enum GroupState {
 
 #[derive(Debug)]
 pub(crate) struct Group {
-    state: GroupState,
+    pub(super) state: GroupState,
     /// Deadline of the armed timer, or `NO_TIMER`.
-    timer_at: i64,
+    pub(super) timer_at: i64,
     /// A contribution came from an alert flagged `possibly_incomplete`.
-    incomplete: bool,
+    pub(super) incomplete: bool,
 }
 
 impl Group {
@@ -165,17 +165,17 @@ pub(crate) struct ShardCounters {
     pub expired: u64,
 }
 
-type TimerItem = (u32, Arc<str>);
+pub(super) type TimerItem = (u32, Arc<str>);
 
 /// Everything one shard owns.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    correlations: Arc<Correlations>,
+    pub(super) correlations: Arc<Correlations>,
     queues: Vec<BinaryHeap<Reverse<Queued>>>,
-    wheels: Vec<TimerWheel<TimerItem>>,
-    groups: Vec<HashMap<Arc<str>, Group, FxBuild>>,
+    pub(super) wheels: Vec<TimerWheel<TimerItem>>,
+    pub(super) groups: Vec<HashMap<Arc<str>, Group, FxBuild>>,
     /// Effective time of the last eviction per correlation.
-    last_eviction: Vec<Option<i64>>,
+    pub(super) last_eviction: Vec<Option<i64>>,
     group_cap: usize,
     pub counters: ShardCounters,
     due: Vec<Timer<TimerItem>>,
@@ -205,6 +205,30 @@ impl Shard {
     /// Observations waiting in the reorder queues.
     pub fn queued(&self) -> usize {
         self.queues.iter().map(BinaryHeap::len).sum()
+    }
+
+    /// The observations waiting in the reorder queues, in no particular order.
+    pub fn queued_observations(&self) -> impl Iterator<Item = &Observation> {
+        self.queues
+            .iter()
+            .flat_map(|queue| queue.iter().map(|Reverse(queued)| &queued.observation))
+    }
+
+    /// Puts back a group read from a snapshot and arms its timer again (a snapshot keeps only
+    /// each group's live deadline, `timer_at`; stale wheel entries are not worth keeping).
+    /// Ignored when `correlation` is out of range (the decoder has checked it).
+    pub fn restore_group(&mut self, correlation: u32, key: Arc<str>, group: Group) {
+        let Some(compiled) = self.correlations.correlations.get(correlation as usize) else {
+            return;
+        };
+        if group.timer_at != NO_TIMER
+            && let Some(wheel) = self.wheels.get_mut(compiled.depth.saturating_sub(1))
+        {
+            wheel.insert(group.timer_at, (correlation, Arc::clone(&key)));
+        }
+        if let Some(groups) = self.groups.get_mut(correlation as usize) {
+            groups.insert(key, group);
+        }
     }
 
     /// Queues an observation (already admitted by the router, or derived from an alert).

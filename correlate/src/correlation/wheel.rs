@@ -43,6 +43,20 @@ impl<T> TimerWheel<T> {
         }
     }
 
+    /// An empty wheel that resumes where one left off: every tick before `next_tick` counts as
+    /// visited (see [`TimerWheel::next_tick`]).
+    pub fn resuming(next_tick: Option<i64>) -> TimerWheel<T> {
+        TimerWheel {
+            next_tick,
+            ..TimerWheel::new()
+        }
+    }
+
+    /// The first tick not visited yet (`None` before the first advance), for snapshots.
+    pub fn next_tick(&self) -> Option<i64> {
+        self.next_tick
+    }
+
     /// Pending timers.
     #[cfg(test)]
     pub fn len(&self) -> usize {

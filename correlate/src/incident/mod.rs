@@ -29,11 +29,13 @@
 //! sequences and incident ids are SQLite `AUTOINCREMENT` keys: never reused, also across
 //! restarts. See `store.rs` for compaction of the log.
 
+pub mod checkpoint;
 pub mod model;
 pub mod outbox;
 pub mod service;
 pub mod store;
 
+pub use checkpoint::{CorrelationCheckpoint, StoredCheckpoint};
 pub use model::{
     ChangeKind, Clock, Incident, IncidentChange, IncidentDetail, IncidentId, IncidentPolicy,
     IncidentStatus, ManualClock, SystemClock, Transition, UpdateSeq,

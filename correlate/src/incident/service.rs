@@ -23,6 +23,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use tokio::sync::broadcast;
 
 use crate::alert::Alert;
+use crate::incident::checkpoint::{CorrelationCheckpoint, StoredCheckpoint};
 use crate::incident::model::{
     Clock, IncidentChange, IncidentDetail, IncidentId, IncidentStatus, Transition, UpdateSeq,
     duration_nanos,
@@ -64,7 +65,15 @@ impl Default for ServiceOptions {
 enum Command {
     Acknowledge(IncidentId, Sender<Result<Transition, IncidentError>>),
     Resolve(IncidentId, Sender<Result<Transition, IncidentError>>),
+    Checkpoint(Box<CheckpointCommand>),
     Stop,
+}
+
+#[derive(Debug)]
+struct CheckpointCommand {
+    alerts: Vec<Alert>,
+    checkpoint: CorrelationCheckpoint,
+    reply: Sender<Result<(), IncidentError>>,
 }
 
 /// The running service. Dropping it without [`IncidentService::shutdown`] stops the thread
@@ -202,6 +211,36 @@ impl IncidentHandle {
         self.command(|reply| Command::Resolve(id, reply))
     }
 
+    /// Queues a correlation checkpoint: `alerts` and `checkpoint` are committed in one
+    /// transaction (see [`crate::incident::checkpoint`]). Does not wait: the returned channel
+    /// gets the outcome once committed (or failed; then nothing was written, and the caller
+    /// keeps the alerts for its next checkpoint).
+    ///
+    /// # Errors
+    /// [`IncidentError::Unavailable`] when the service has stopped.
+    pub fn commit_checkpoint(
+        &self,
+        alerts: Vec<Alert>,
+        checkpoint: CorrelationCheckpoint,
+    ) -> Result<Receiver<Result<(), IncidentError>>, IncidentError> {
+        let (reply, outcome) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::Checkpoint(Box::new(CheckpointCommand {
+                alerts,
+                checkpoint,
+                reply,
+            })))
+            .map_err(|_| {
+                IncidentError::Unavailable("the incident service has stopped".to_string())
+            })?;
+        Ok(outcome)
+    }
+
+    /// The latest committed correlation checkpoint (read at start-up).
+    pub fn correlation_checkpoint(&self) -> Result<Option<StoredCheckpoint>, IncidentError> {
+        self.reader.correlation_checkpoint()
+    }
+
     /// Every change committed from now on, in update sequence order. Subscribe **before**
     /// reading the log to resume without a gap; drop entries with a sequence already seen.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<IncidentChange>> {
@@ -269,6 +308,7 @@ impl Worker {
                         self.publish_transition(&result);
                         let _ = reply.send(result);
                     }
+                    Ok(Command::Checkpoint(command)) => self.checkpoint(*command),
                     Ok(Command::Stop) | Err(_) => break,
                 },
                 recv(ticker) -> _ => self.periodic(),
@@ -294,6 +334,18 @@ impl Worker {
             }
         }
         batch.clear();
+    }
+
+    fn checkpoint(&mut self, command: CheckpointCommand) {
+        let now = self.clock.now();
+        let result = self
+            .store
+            .commit_checkpoint(&command.alerts, &command.checkpoint, now)
+            .map(|changes| self.publish(changes));
+        if let Err(error) = &result {
+            tracing::error!(%error, alerts = command.alerts.len(), "cannot commit a correlation checkpoint");
+        }
+        let _ = command.reply.send(result);
     }
 
     fn periodic(&mut self) {

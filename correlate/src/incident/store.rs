@@ -154,8 +154,8 @@ pub struct ChangePage {
 /// thread.
 #[derive(Debug)]
 pub struct IncidentStore {
-    connection: Connection,
-    path: PathBuf,
+    pub(super) connection: Connection,
+    pub(super) path: PathBuf,
     policy: IncidentPolicy,
 }
 
@@ -176,6 +176,7 @@ impl IncidentStore {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
         migrate(&mut connection, path)?;
         crate::incident::outbox::create_schema(&connection).map_err(sqlite)?;
+        super::checkpoint::create_table(&connection).map_err(sqlite)?;
         Ok(IncidentStore {
             connection,
             path: path.to_path_buf(),
@@ -209,6 +210,17 @@ impl IncidentStore {
         alerts: &[Alert],
         now: Timestamp,
     ) -> Result<Vec<IncidentChange>, IncidentError> {
+        self.apply_alerts_and(alerts, now, |_| Ok(()))
+    }
+
+    /// [`IncidentStore::apply_alerts`], running `also` in the same transaction before it
+    /// commits (the changes and `also`'s writes are committed together or not at all).
+    pub(super) fn apply_alerts_and(
+        &mut self,
+        alerts: &[Alert],
+        now: Timestamp,
+        also: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Vec<IncidentChange>, IncidentError> {
         let path = self.path.clone();
         let sqlite = |error| IncidentError::from_sqlite(&path, error);
         let transaction = self
@@ -238,6 +250,7 @@ impl IncidentStore {
             .map(|seq| read_change(&transaction, seq))
             .collect::<Result<Vec<_>, _>>()
             .map_err(sqlite)?;
+        also(&transaction).map_err(sqlite)?;
         transaction.commit().map_err(sqlite)?;
         Ok(changes)
     }
@@ -769,7 +782,7 @@ struct ReaderInner {
 const MAX_IDLE_READERS: usize = 4;
 
 impl IncidentReader {
-    fn with_connection<T>(
+    pub(super) fn with_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, IncidentError> {

@@ -110,3 +110,5 @@ pub fn matches(rules: &[Rule], options: &CompileOptions, event: &Event) -> bool 
     );
     out == [RuleIndex(0)]
 }
+
+pub mod correlation_rules;
