@@ -163,6 +163,22 @@ fn change_json(change: &IncidentChange) -> Value {
 }
 
 /// `GET /api/v1/incidents`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(
+        ("status" = Option<String>, Query, description = "open, acknowledged or resolved"),
+        ("since" = Option<String>, Query, description = "Update sequence: the changes after it, each once, in order"),
+        ("limit" = Option<String>, Query, description = "1 to 1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Incidents (or changes since the cursor)", body = super::openapi::IncidentPage),
+        (status = 400, description = "Bad parameter", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -203,6 +219,19 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/incidents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id (a positive integer)")),
+    responses(
+        (status = 200, description = "The incident with its evidence", body = super::openapi::IncidentDoc),
+        (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such incident", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn detail(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -227,7 +256,20 @@ fn transition_json(transition: &Transition) -> Json<Value> {
     }))
 }
 
-/// `POST /api/v1/incidents/{id}/ack`.
+/// `POST /api/v1/incidents/{id}/ack`: acknowledges the incident (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/ack",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id (a positive integer)")),
+    responses(
+        (status = 200, description = "The incident's state, and whether this call changed it", body = super::openapi::TransitionDoc),
+        (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such incident", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -238,7 +280,20 @@ pub(super) async fn acknowledge(
     Ok(transition_json(&transition))
 }
 
-/// `POST /api/v1/incidents/{id}/resolve`.
+/// `POST /api/v1/incidents/{id}/resolve`: resolves the incident (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/resolve",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id (a positive integer)")),
+    responses(
+        (status = 200, description = "The incident's state, and whether this call changed it", body = super::openapi::TransitionDoc),
+        (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such incident", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn resolve(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -250,6 +305,21 @@ pub(super) async fn resolve(
 }
 
 /// `GET /api/v1/incidents/stream`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/stream",
+    tag = "incidents",
+    params(
+        ("since" = Option<String>, Query, description = "Update sequence to resume after"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Update sequence to resume after (wins over since)"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: each incident change (`id:` its update sequence)", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Bad cursor", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

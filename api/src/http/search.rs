@@ -23,6 +23,25 @@ pub(super) struct SearchParams {
     cursor: Option<String>,
 }
 
+/// Searches events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "events",
+    params(
+        ("q" = Option<String>, Query, description = "Query (tantivy syntax; empty: every event)"),
+        ("from" = Option<String>, Query, description = "Inclusive lower bound on event time: RFC 3339 or epoch seconds"),
+        ("to" = Option<String>, Query, description = "Exclusive upper bound on event time: RFC 3339 or epoch seconds"),
+        ("limit" = Option<String>, Query, description = "Events per page, 1 to 1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of events", body = super::openapi::SearchPage),
+        (status = 400, description = "Bad parameter or query", body = super::openapi::ErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn search(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
