@@ -97,8 +97,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// A non-negative integer that fits the store's (SQLite's) signed 64-bit integers.
+fn parse_store_integer(text: &str) -> Option<u64> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|value| u64::try_from(value).ok())
+}
+
 fn parse_cursor(name: &str, text: &str) -> Result<UpdateSeq, ApiError> {
-    text.trim().parse::<u64>().map(UpdateSeq).map_err(|_| {
+    parse_store_integer(text).map(UpdateSeq).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{name} must be an update sequence (an integer from 0), got `{}`",
             text.chars().take(64).collect::<String>()
@@ -108,7 +116,7 @@ fn parse_cursor(name: &str, text: &str) -> Result<UpdateSeq, ApiError> {
 
 fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<IncidentId, ApiError> {
     let Path(text) = id.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    text.parse::<u64>().map(IncidentId).map_err(|_| {
+    parse_store_integer(&text).map(IncidentId).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "an incident id is a positive integer, got `{}`",
             text.chars().take(64).collect::<String>()
@@ -168,9 +176,9 @@ fn change_json(change: &IncidentChange) -> Value {
     path = "/api/v1/incidents",
     tag = "incidents",
     params(
-        ("status" = Option<String>, Query, description = "open, acknowledged or resolved"),
-        ("since" = Option<String>, Query, description = "Update sequence: the changes after it, each once, in order"),
-        ("limit" = Option<String>, Query, description = "1 to 1000 (default 100)"),
+        ("status" = inline(Option<super::openapi::IncidentStatusDoc>), Query, description = "Only incidents in this state"),
+        ("since" = Option<u64>, Query, description = "Update sequence: the changes after it, each once, in order"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Entries per page (default 100)"),
     ),
     responses(
         (status = 200, description = "Incidents (or changes since the cursor)", body = super::openapi::IncidentPage),
@@ -223,7 +231,7 @@ pub(super) async fn list(
     get,
     path = "/api/v1/incidents/{id}",
     tag = "incidents",
-    params(("id" = String, Path, description = "Incident id (a positive integer)")),
+    params(("id" = u64, Path, minimum = 1, description = "Incident id")),
     responses(
         (status = 200, description = "The incident with its evidence", body = super::openapi::IncidentDoc),
         (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
@@ -261,7 +269,7 @@ fn transition_json(transition: &Transition) -> Json<Value> {
     post,
     path = "/api/v1/incidents/{id}/ack",
     tag = "incidents",
-    params(("id" = String, Path, description = "Incident id (a positive integer)")),
+    params(("id" = u64, Path, minimum = 1, description = "Incident id")),
     responses(
         (status = 200, description = "The incident's state, and whether this call changed it", body = super::openapi::TransitionDoc),
         (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
@@ -285,7 +293,7 @@ pub(super) async fn acknowledge(
     post,
     path = "/api/v1/incidents/{id}/resolve",
     tag = "incidents",
-    params(("id" = String, Path, description = "Incident id (a positive integer)")),
+    params(("id" = u64, Path, minimum = 1, description = "Incident id")),
     responses(
         (status = 200, description = "The incident's state, and whether this call changed it", body = super::openapi::TransitionDoc),
         (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
@@ -310,8 +318,8 @@ pub(super) async fn resolve(
     path = "/api/v1/incidents/stream",
     tag = "incidents",
     params(
-        ("since" = Option<String>, Query, description = "Update sequence to resume after"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Update sequence to resume after (wins over since)"),
+        ("since" = Option<u64>, Query, description = "Update sequence to resume after"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Update sequence to resume after (wins over since)"),
     ),
     responses(
         (status = 200, description = "Server-sent events: each incident change (`id:` its update sequence)", body = String, content_type = "text/event-stream"),

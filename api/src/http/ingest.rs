@@ -62,8 +62,10 @@ struct LineError {
     path = "/api/v1/ingest",
     tag = "events",
     request_body(
-        content = String,
-        content_type = "application/x-ndjson",
+        content(
+            (Option<String> = "application/x-ndjson"),
+            (Option<String> = "text/plain"),
+        ),
         description = "One event per line: an object with `message` (and optional `ts`, `host`, `app`, `severity`, other keys as fields) or a JSON string",
     ),
     responses(

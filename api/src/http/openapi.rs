@@ -69,6 +69,40 @@ pub fn document() -> &'static OpenApiDocument {
     DOCUMENT.get_or_init(ApiDoc::openapi)
 }
 
+/// The document as served: [`document`] with `allowEmptyValue: true` on every optional query
+/// parameter (every handler reads `name=` as if the parameter were absent; utoipa has no
+/// attribute for it).
+pub fn served() -> &'static serde_json::Value {
+    static SERVED: OnceLock<serde_json::Value> = OnceLock::new();
+    SERVED.get_or_init(|| {
+        let mut value = serde_json::to_value(document()).unwrap_or_default();
+        let operations = value
+            .get_mut("paths")
+            .and_then(serde_json::Value::as_object_mut)
+            .into_iter()
+            .flat_map(|paths| paths.values_mut())
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|item| item.values_mut());
+        for operation in operations {
+            let parameters = operation
+                .get_mut("parameters")
+                .and_then(serde_json::Value::as_array_mut)
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_object_mut);
+            for parameter in parameters {
+                let optional_query = parameter.get("in").and_then(|at| at.as_str())
+                    == Some("query")
+                    && parameter.get("required") != Some(&serde_json::Value::Bool(true));
+                if optional_query {
+                    parameter.insert("allowEmptyValue".to_string(), true.into());
+                }
+            }
+        }
+        value
+    })
+}
+
 /// `GET /api/v1/openapi.json`.
 #[utoipa::path(
     get,
@@ -76,8 +110,8 @@ pub fn document() -> &'static OpenApiDocument {
     tag = "status",
     responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object)),
 )]
-pub(super) async fn serve() -> Json<&'static OpenApiDocument> {
-    Json(document())
+pub(super) async fn serve() -> Json<&'static serde_json::Value> {
+    Json(served())
 }
 
 /// Sets each operation's security from the router's table and adds the statuses of the auth
@@ -305,6 +339,15 @@ pub struct StatsDoc {
     pub auth: serde_json::Value,
     #[schema(value_type = Object)]
     pub tail: serde_json::Value,
+}
+
+/// An incident's state, as a filter.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatusDoc {
+    Open,
+    Acknowledged,
+    Resolved,
 }
 
 /// `/healthz` and `/readyz`.

@@ -32,7 +32,7 @@ pub(super) struct SearchParams {
         ("q" = Option<String>, Query, description = "Query (tantivy syntax; empty: every event)"),
         ("from" = Option<String>, Query, description = "Inclusive lower bound on event time: RFC 3339 or epoch seconds"),
         ("to" = Option<String>, Query, description = "Exclusive upper bound on event time: RFC 3339 or epoch seconds"),
-        ("limit" = Option<String>, Query, description = "Events per page, 1 to 1000 (default 100)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events per page (default 100)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
@@ -59,14 +59,17 @@ pub(super) async fn search(
     };
     let request = SearchRequest {
         query: params.q,
+        // Empty means absent, as for every other parameter.
         from: params
             .from
             .as_deref()
+            .filter(|text| !text.trim().is_empty())
             .map(|text| parse_time("from", text))
             .transpose()?,
         to: params
             .to
             .as_deref()
+            .filter(|text| !text.trim().is_empty())
             .map(|text| parse_time("to", text))
             .transpose()?,
         limit,
