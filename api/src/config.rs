@@ -1087,6 +1087,64 @@ mod tests {
     }
 
     #[test]
+    fn auth_tokens_are_validated_and_guard_public_addresses() {
+        let hash = crate::http::auth::token_sha256_hex("cairn_test");
+        let entry = |name: &str, role: &str, sha256: &str| {
+            format!("[[auth.token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n")
+        };
+        let validate = |text: &str| ConfigFile::from_toml(text).expect("toml").validate();
+        let public = "[http]\nlisten = \"0.0.0.0:8080\"\n";
+
+        let config = validate(&format!("{public}{}", entry("siem", "read", &hash))).expect("valid");
+        assert_eq!(config.auth.tokens.len(), 1);
+        assert_eq!(config.auth.tokens[0].role, crate::http::Role::Read);
+        let rate = config.auth.tokens[0].rate.expect("default rate");
+        assert_eq!((rate.per_sec, rate.burst), (100.0, 200.0));
+
+        let error = validate(public).expect_err("public without tokens");
+        let message = error.to_string();
+        assert!(
+            message.contains("http.listen") && message.contains("cairn token new"),
+            "{message}"
+        );
+        assert!(validate("[http]\nlisten = \"[::1]:8080\"\n").is_ok());
+
+        for (bad, why) in [
+            (entry("x", "root", &hash), "role"),
+            (entry("x", "read", "abc"), "sha256"),
+            (
+                format!(
+                    "{}{}",
+                    entry("x", "read", &hash),
+                    entry("x", "admin", &hash)
+                ),
+                "name",
+            ),
+            (
+                format!("{}rate_per_sec = -1\n", entry("x", "read", &hash)),
+                "rate_per_sec",
+            ),
+            (
+                format!("{}burst = 0.5\n", entry("x", "read", &hash)),
+                "burst",
+            ),
+        ] {
+            let message = validate(&bad).expect_err(why).to_string();
+            assert!(
+                message.contains("auth.token") && message.contains(why),
+                "{why}: {message}"
+            );
+        }
+        let unlimited = validate(&format!(
+            "{}rate_per_sec = 0\n",
+            entry("x", "ingest", &hash)
+        ))
+        .expect("valid");
+        assert!(unlimited.auth.tokens[0].rate.is_none());
+        assert!(validate("[tail]\nbuffer_events = 0\n").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let error = ConfigFile::from_toml("[syslog]\nmax_frame = 10\n").expect_err("unknown key");
         assert!(error.contains("unknown field"), "{error}");

@@ -97,16 +97,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// A non-negative integer that fits the store's (SQLite's) signed 64-bit integers.
-fn parse_store_integer(text: &str) -> Option<u64> {
-    text.trim()
-        .parse::<i64>()
-        .ok()
-        .and_then(|value| u64::try_from(value).ok())
-}
-
 fn parse_cursor(name: &str, text: &str) -> Result<UpdateSeq, ApiError> {
-    parse_store_integer(text).map(UpdateSeq).ok_or_else(|| {
+    text.trim().parse::<u64>().map(UpdateSeq).map_err(|_| {
         ApiError::BadRequest(format!(
             "{name} must be an update sequence (an integer from 0), got `{}`",
             text.chars().take(64).collect::<String>()
@@ -116,7 +108,7 @@ fn parse_cursor(name: &str, text: &str) -> Result<UpdateSeq, ApiError> {
 
 fn parse_id(id: Result<Path<String>, PathRejection>) -> Result<IncidentId, ApiError> {
     let Path(text) = id.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    parse_store_integer(&text).map(IncidentId).ok_or_else(|| {
+    text.parse::<u64>().map(IncidentId).map_err(|_| {
         ApiError::BadRequest(format!(
             "an incident id is a positive integer, got `{}`",
             text.chars().take(64).collect::<String>()
