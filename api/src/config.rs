@@ -69,6 +69,8 @@ pub struct ConfigFile {
     pub wal: WalSection,
     pub hec: HecSection,
     pub webhooks: crate::webhooks::WebhooksSection,
+    pub auth: AuthSection,
+    pub tail: TailSection,
 }
 
 impl Default for ConfigFile {
@@ -87,7 +89,173 @@ impl Default for ConfigFile {
             wal: WalSection::default(),
             hec: HecSection::default(),
             webhooks: crate::webhooks::WebhooksSection::default(),
+            auth: AuthSection::default(),
+            tail: TailSection::default(),
         }
+    }
+}
+
+/// `[auth]`: API tokens. With none, the API needs no token and is served on loopback only.
+///
+/// ```toml
+/// [[auth.token]]
+/// name = "siem"                 # shown in logs and metrics
+/// role = "read"                 # ingest | read | admin
+/// sha256 = "<64 hex digits>"    # `cairn token new` prints a token and this
+/// rate_per_sec = 20             # optional
+/// burst = 40                    # optional
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// The API tokens.
+    pub token: Vec<TokenSection>,
+}
+
+/// One `[[auth.token]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// A unique name for logs and metrics (the token itself is never logged).
+    pub name: String,
+    /// `ingest` (send events), `read` (search, incidents, tail, rules, stats, metrics) or
+    /// `admin` (everything, including incident ack/resolve and rule reload).
+    pub role: String,
+    /// SHA-256 of the token, 64 hex digits (`cairn token hash` computes it).
+    pub sha256: String,
+    /// Requests per second the token may make on average; 0 = no limit. Default 100.
+    #[serde(default = "TokenSection::default_rate")]
+    pub rate_per_sec: f64,
+    /// Requests the token may make at once above its rate. Default 2 × `rate_per_sec` (at
+    /// least 1).
+    pub burst: Option<f64>,
+}
+
+impl TokenSection {
+    fn default_rate() -> f64 {
+        100.0
+    }
+}
+
+impl AuthSection {
+    fn validate(self) -> Result<crate::http::AuthConfig, ConfigError> {
+        use crate::http::auth::{RateLimit, TokenConfig, parse_sha256_hex};
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "auth.token",
+            message,
+        };
+        let mut tokens: Vec<TokenConfig> = Vec::with_capacity(self.token.len());
+        for token in self.token {
+            let name = token.name.trim().to_string();
+            if name.is_empty() || tokens.iter().any(|known| known.name == name) {
+                return Err(invalid(format!(
+                    "each token needs a name of its own (`{name}` is empty or used twice)"
+                )));
+            }
+            let role = crate::http::Role::parse(token.role.trim()).ok_or_else(|| {
+                invalid(format!(
+                    "token `{name}`: role `{}` is not one of ingest, read, admin",
+                    token.role
+                ))
+            })?;
+            let sha256 = parse_sha256_hex(&token.sha256).ok_or_else(|| {
+                invalid(format!(
+                    "token `{name}`: sha256 must be 64 hex digits (`cairn token hash` prints them)"
+                ))
+            })?;
+            if tokens.iter().any(|known| known.sha256 == sha256) {
+                return Err(invalid(format!(
+                    "token `{name}`: the same sha256 is configured twice"
+                )));
+            }
+            if !token.rate_per_sec.is_finite() || token.rate_per_sec < 0.0 {
+                return Err(invalid(format!(
+                    "token `{name}`: rate_per_sec must be 0 (no limit) or more"
+                )));
+            }
+            let burst = token.burst.unwrap_or((token.rate_per_sec * 2.0).max(1.0));
+            if !burst.is_finite() || burst < 1.0 {
+                return Err(invalid(format!("token `{name}`: burst must be at least 1")));
+            }
+            let rate = (token.rate_per_sec > 0.0).then_some(RateLimit {
+                per_sec: token.rate_per_sec,
+                burst,
+            });
+            tokens.push(TokenConfig {
+                name,
+                role,
+                sha256,
+                rate,
+            });
+        }
+        Ok(crate::http::AuthConfig { tokens })
+    }
+}
+
+/// `[tail]`: the live tail (`GET /api/v1/tail`).
+///
+/// ```toml
+/// [tail]
+/// max_clients = 64
+/// buffer_events = 1024
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TailSection {
+    /// Tail clients served at once; more get 503. Default 64.
+    pub max_clients: usize,
+    /// Matching events buffered per client; a client further behind is cut off (it gets an
+    /// `overflow` event and the stream ends). Default 1024.
+    pub buffer_events: usize,
+}
+
+impl Default for TailSection {
+    fn default() -> Self {
+        TailSection {
+            max_clients: 64,
+            buffer_events: 1024,
+        }
+    }
+}
+
+impl TailSection {
+    fn validate(self) -> Result<crate::http::tail::TailConfig, ConfigError> {
+        if self.max_clients == 0 || self.max_clients > 10_000 {
+            return Err(ConfigError::Invalid {
+                key: "tail.max_clients",
+                message: "must be between 1 and 10000".to_string(),
+            });
+        }
+        if self.buffer_events == 0 || self.buffer_events > 1_000_000 {
+            return Err(ConfigError::Invalid {
+                key: "tail.buffer_events",
+                message: "must be between 1 and 1000000".to_string(),
+            });
+        }
+        Ok(crate::http::tail::TailConfig {
+            max_clients: self.max_clients,
+            buffer_events: self.buffer_events,
+        })
+    }
+}
+
+/// With no API tokens the API must stay on loopback: anyone who can reach it could read and
+/// inject events.
+fn check_unauthenticated_listen(
+    http: Option<SocketAddr>,
+    auth: &crate::http::AuthConfig,
+) -> Result<(), ConfigError> {
+    match http {
+        Some(addr) if !auth.enabled() && !addr.ip().is_loopback() => Err(ConfigError::Invalid {
+            key: "http.listen",
+            message: format!(
+                "refusing to serve the API on {addr} without API tokens: anyone who reaches it \
+                 could read and send events. Add [[auth.token]] entries to the config (`cairn \
+                 token new` prints one) or listen on a loopback address such as 127.0.0.1:{}",
+                addr.port()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -952,6 +1120,10 @@ pub struct Config {
     pub hec: crate::http::HecSettings,
     /// `[webhooks]`.
     pub webhooks: crate::webhooks::WebhooksConfig,
+    /// `[auth]`.
+    pub auth: crate::http::AuthConfig,
+    /// `[tail]`.
+    pub tail: crate::http::tail::TailConfig,
 }
 
 impl ConfigFile {
@@ -1027,6 +1199,9 @@ impl ConfigFile {
         }
         let syslog_tls = self.syslog.tls_listener()?;
         let default_timezone = parse_timezone(&self.parse.default_timezone)?;
+        let auth = self.auth.validate()?;
+        check_unauthenticated_listen(self.http.listen.0, &auth)?;
+        let tail = self.tail.validate()?;
         let incidents = self.incidents.validate()?;
         let hec = self.hec.validate()?;
         let correlation_checkpoints = self.correlation.checkpoint_policy()?;
@@ -1132,6 +1307,8 @@ impl ConfigFile {
             wal,
             hec,
             webhooks,
+            auth,
+            tail,
         })
     }
 }
@@ -1196,6 +1373,64 @@ mod tests {
                 .expect_err("invalid");
             assert!(error.to_string().contains("hec.token"), "{error}");
         }
+    }
+
+    #[test]
+    fn auth_tokens_are_validated_and_guard_public_addresses() {
+        let hash = crate::http::auth::token_sha256_hex("cairn_test");
+        let entry = |name: &str, role: &str, sha256: &str| {
+            format!("[[auth.token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n")
+        };
+        let validate = |text: &str| ConfigFile::from_toml(text).expect("toml").validate();
+        let public = "[http]\nlisten = \"0.0.0.0:8080\"\n";
+
+        let config = validate(&format!("{public}{}", entry("siem", "read", &hash))).expect("valid");
+        assert_eq!(config.auth.tokens.len(), 1);
+        assert_eq!(config.auth.tokens[0].role, crate::http::Role::Read);
+        let rate = config.auth.tokens[0].rate.expect("default rate");
+        assert_eq!((rate.per_sec, rate.burst), (100.0, 200.0));
+
+        let error = validate(public).expect_err("public without tokens");
+        let message = error.to_string();
+        assert!(
+            message.contains("http.listen") && message.contains("cairn token new"),
+            "{message}"
+        );
+        assert!(validate("[http]\nlisten = \"[::1]:8080\"\n").is_ok());
+
+        for (bad, why) in [
+            (entry("x", "root", &hash), "role"),
+            (entry("x", "read", "abc"), "sha256"),
+            (
+                format!(
+                    "{}{}",
+                    entry("x", "read", &hash),
+                    entry("x", "admin", &hash)
+                ),
+                "name",
+            ),
+            (
+                format!("{}rate_per_sec = -1\n", entry("x", "read", &hash)),
+                "rate_per_sec",
+            ),
+            (
+                format!("{}burst = 0.5\n", entry("x", "read", &hash)),
+                "burst",
+            ),
+        ] {
+            let message = validate(&bad).expect_err(why).to_string();
+            assert!(
+                message.contains("auth.token") && message.contains(why),
+                "{why}: {message}"
+            );
+        }
+        let unlimited = validate(&format!(
+            "{}rate_per_sec = 0\n",
+            entry("x", "ingest", &hash)
+        ))
+        .expect("valid");
+        assert!(unlimited.auth.tokens[0].rate.is_none());
+        assert!(validate("[tail]\nbuffer_events = 0\n").is_err());
     }
 
     #[test]

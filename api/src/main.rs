@@ -30,6 +30,25 @@ enum Command {
     /// Run detection and correlation over log files (or stdin) offline and print every alert as
     /// one JSON line; a summary goes to stderr. The backtest tool.
     Replay(ReplayArgs),
+    /// Make API tokens for `[[auth.token]]`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new random token, then the `[[auth.token]]` entry (with its SHA-256, never the
+    /// token) to paste into the config.
+    New {
+        /// The token's name in logs and metrics.
+        #[arg(long, default_value = "api")]
+        name: String,
+        /// ingest, read or admin.
+        #[arg(long, default_value = "read", value_parser = ["ingest", "read", "admin"])]
+        role: String,
+    },
+    /// Read a token from stdin and print its SHA-256, the `sha256` of `[[auth.token]]`.
+    Hash,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +127,35 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Rules(RulesCommand::Check { paths }) => check_rules(&paths),
         Command::Replay(args) => replay(args),
+        Command::Token(command) => token(command),
     }
+}
+
+/// `cairn token new` / `cairn token hash`.
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    use cairn_api::http::auth::{new_token, token_sha256_hex};
+    let mut out = std::io::stdout().lock();
+    match command {
+        TokenCommand::New { name, role } => {
+            let token = new_token().context("the system's random source failed")?;
+            writeln!(out, "token: {token}")?;
+            writeln!(
+                out,
+                "\n# Keep the token secret; the config holds only its hash.\n[[auth.token]]\nname = {name:?}\nrole = {role:?}\nsha256 = \"{}\"",
+                token_sha256_hex(&token)
+            )?;
+        }
+        TokenCommand::Hash => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("cannot read the token from stdin")?;
+            let token = token.trim();
+            anyhow::ensure!(!token.is_empty(), "no token on stdin");
+            writeln!(out, "{}", token_sha256_hex(token))?;
+        }
+    }
+    Ok(())
 }
 
 /// `cairn replay`: exits 1 when a rule is rejected (nothing runs), 2 on an input error.

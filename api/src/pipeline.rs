@@ -29,9 +29,13 @@
 //!
 //! Shutdown: close the work queue, let workers drain it, checkpoint and stop the correlation
 //! stage, close the index queue, let the indexer drain it and commit one last time.
+//!
+//! The indexer also hands every batch it added to the [`IndexedFeed`] (the live tail follows
+//! it). The feed never makes the indexer wait: with no follower a batch is dropped at once, and
+//! when the follower's bounded channel is full the batch is counted as missed instead.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -82,6 +86,65 @@ pub struct Pipeline {
     workers: Vec<JoinHandle<()>>,
     correlation: Option<CorrelationStage>,
     indexer: Option<JoinHandle<()>>,
+    indexed: IndexedFeed,
+}
+
+/// Batches the indexer has added, for one follower that must never slow it (the live tail).
+#[derive(Debug, Clone)]
+pub struct IndexedFeed {
+    inner: Arc<FeedInner>,
+}
+
+#[derive(Debug)]
+struct FeedInner {
+    /// Set by the follower while it wants batches; batches are dropped unseen otherwise.
+    following: AtomicBool,
+    sender: crossbeam_channel::Sender<EventBatch>,
+    receiver: crossbeam_channel::Receiver<EventBatch>,
+    /// Batches not handed over because the follower's channel was full.
+    missed: AtomicU64,
+}
+
+/// Batches the feed holds for its follower before it counts them as missed.
+const FEED_BATCHES: usize = 64;
+
+impl IndexedFeed {
+    fn new() -> IndexedFeed {
+        let (sender, receiver) = crossbeam_channel::bounded(FEED_BATCHES);
+        IndexedFeed {
+            inner: Arc::new(FeedInner {
+                following: AtomicBool::new(false),
+                sender,
+                receiver,
+                missed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Hands `batch` to the follower if there is one and it has room. Never blocks.
+    fn publish(&self, batch: EventBatch) {
+        if !self.inner.following.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.inner.sender.try_send(batch).is_err() {
+            self.inner.missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts or stops the hand-over (while stopped, batches are dropped unseen).
+    pub fn set_following(&self, following: bool) {
+        self.inner.following.store(following, Ordering::Relaxed);
+    }
+
+    /// The follower's end of the channel.
+    pub fn receiver(&self) -> &crossbeam_channel::Receiver<EventBatch> {
+        &self.inner.receiver
+    }
+
+    /// Batches the follower missed so far (its channel was full).
+    pub fn missed(&self) -> u64 {
+        self.inner.missed.load(Ordering::Relaxed)
+    }
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -147,6 +210,8 @@ impl Pipeline {
         let indexer_queue = index_queue.clone();
         let commit_interval = config.commit_interval;
         let indexer_stats = Arc::clone(&stats);
+        let indexed = IndexedFeed::new();
+        let indexer_feed = indexed.clone();
         let correlation_link = CorrelationLink {
             skips: correlation.input(),
             durable: correlation.durable_position(),
@@ -161,6 +226,7 @@ impl Pipeline {
                     &correlation_link,
                     commit_interval,
                     &indexer_stats,
+                    &indexer_feed,
                 );
             })
             .map_err(|error| cairn_index::IndexError::Internal(error.to_string()))?;
@@ -171,7 +237,13 @@ impl Pipeline {
             workers,
             correlation: Some(correlation),
             indexer: Some(indexer),
+            indexed,
         })
+    }
+
+    /// Every batch the indexer adds, for the live tail.
+    pub fn indexed_feed(&self) -> IndexedFeed {
+        self.indexed.clone()
     }
 
     /// Reads the correlation engine's figures from the API.
@@ -387,6 +459,7 @@ fn indexer_loop(
     correlation: &CorrelationLink,
     commit_interval: Duration,
     stats: &Stats,
+    indexed: &IndexedFeed,
 ) {
     let mut sequencer: Sequencer<EventBatch> = Sequencer::new(wal.indexed_up_to);
     let mut committed_position = wal.indexed_up_to;
@@ -430,6 +503,7 @@ fn indexer_loop(
                 Ok(added) => {
                     pending += added;
                     stats.record_dropped(DropReason::IndexError, count.saturating_sub(added));
+                    indexed.publish(batch);
                 }
                 Err(error) => {
                     tracing::error!(%error, events = count, "indexing a batch failed");

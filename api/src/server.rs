@@ -292,6 +292,18 @@ pub async fn run(
     state.set_hec(config.hec.clone());
     webhooks.spawn(&incidents.handle(), &listener_shutdown, &mut tasks);
     state.set_webhooks(webhooks);
+    state.set_auth(&config.auth);
+    match crate::http::tail::TailHub::start(
+        config.tail.clone(),
+        Arc::clone(&index),
+        pipeline.indexed_feed(),
+        listener_shutdown.clone(),
+    ) {
+        Ok(hub) => state.set_tail(hub),
+        Err(error) => {
+            tracing::error!(%error, "cannot start the live tail; /api/v1/tail answers 503")
+        }
+    }
     if let Some(addr) = config.http {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,
@@ -305,6 +317,17 @@ pub async fn run(
             }
         };
         tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "http listening");
+        if config.auth.enabled() {
+            tracing::info!(
+                tokens = config.auth.tokens.len(),
+                "api tokens required (Authorization: Bearer) on every route but /healthz, /readyz and /api/v1/openapi.json"
+            );
+        } else {
+            tracing::warn!(
+                %addr,
+                "no [[auth.token]] configured: the API needs no token and is served on loopback only"
+            );
+        }
         let app = router(state.clone());
         let bodies = crate::http::serve::BodyBudget {
             memory: pipeline.memory_budget(),

@@ -33,7 +33,7 @@ pub struct RuleSources {
 }
 
 /// A rule that could not be used, as reported by `cairn rules check` and the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleProblem {
     pub source: String,
     pub title: Option<String>,
@@ -58,7 +58,7 @@ pub struct RuleSet {
 }
 
 /// Summary of one rule for `GET /api/v1/rules`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleSummary {
     pub id: Option<String>,
     pub title: String,
@@ -170,7 +170,7 @@ pub struct Signatures {
 }
 
 /// What a reload did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadOutcome {
     pub reloaded: bool,
     pub rules: usize,

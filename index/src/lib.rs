@@ -64,11 +64,15 @@
 mod document;
 mod error;
 mod event_index;
+mod recent;
 mod schema;
 mod search;
 mod writer;
 
 pub use error::IndexError;
 pub use event_index::{EventIndex, IndexOptions, MIN_WRITER_MEMORY_PER_THREAD};
+pub use recent::RecentEvents;
 pub use search::{EventHit, MAX_SEARCH_LIMIT, SearchRequest, SearchResponse};
+/// A parsed query ([`EventIndex::parse_query`]).
+pub use tantivy::query::Query;
 pub use writer::{CommitPayload, EventWriter};

@@ -21,12 +21,11 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use bytes::Bytes;
 use cairn_ingest::Source;
 use cairn_ingest::decode::es_bulk::{BulkItem, BulkOutcome, BulkRequest, decode_bulk};
@@ -44,25 +43,6 @@ pub(crate) const PRODUCT: HeaderValue = HeaderValue::from_static("Elasticsearch"
 const COMPATIBLE_VERSION: &str = "8.17.0";
 /// Bodies larger than this are decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
-
-/// The Elasticsearch-compatible routes, with the product header on every response.
-pub(super) fn routes(max_body_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/", get(node_info))
-        .route(
-            "/_bulk",
-            axum::routing::post(bulk)
-                .put(bulk)
-                .layer(DefaultBodyLimit::max(max_body_bytes)),
-        )
-        .route(
-            "/{index}/_bulk",
-            axum::routing::post(bulk_into)
-                .put(bulk_into)
-                .layer(DefaultBodyLimit::max(max_body_bytes)),
-        )
-        .layer(axum::middleware::map_response(add_product_header))
-}
 
 /// Adds `X-Elastic-Product: Elasticsearch` to a response. Wrap Elasticsearch-compatible routes
 /// with `.layer(axum::middleware::map_response(add_product_header))`.
@@ -143,11 +123,13 @@ impl From<ApiError> for EsError {
                 "elasticsearch_timeout_exception",
                 None,
             ),
-            ApiError::Throttled { retry_after } => (
+            ApiError::Throttled { retry_after } | ApiError::RateLimited { retry_after, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "es_rejected_execution_exception",
                 Some(retry_after),
             ),
+            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "security_exception", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "security_exception", None),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable_shards_exception",
@@ -170,7 +152,7 @@ impl From<ApiError> for EsError {
 }
 
 /// `GET /`: who answers, as an Elasticsearch node would.
-async fn node_info() -> Json<Value> {
+pub(super) async fn node_info() -> Json<Value> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .ok()
@@ -200,7 +182,7 @@ async fn node_info() -> Json<Value> {
     }))
 }
 
-async fn bulk(
+pub(super) async fn bulk(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -208,7 +190,7 @@ async fn bulk(
     bulk_request(state, None, headers, body).await
 }
 
-async fn bulk_into(
+pub(super) async fn bulk_into(
     State(state): State<AppState>,
     Path(index): Path<String>,
     headers: HeaderMap,

@@ -18,6 +18,22 @@ pub enum ApiError {
     /// The search query does not parse.
     #[error("{0}")]
     BadQuery(String),
+    /// No usable API token (`invalid_token`: one was sent but is not valid); answered with
+    /// `WWW-Authenticate: Bearer`.
+    #[error("{message}")]
+    Unauthorized {
+        message: String,
+        invalid_token: bool,
+    },
+    /// The token's role does not allow the route.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The token is over its request rate; retry after the given delay.
+    #[error("token `{token}` is over its rate limit; retry after {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        retry_after: Duration,
+        token: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -52,6 +68,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query"),
+            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -69,6 +88,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub(crate) fn challenge(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unauthorized {
+                invalid_token: true,
+                ..
+            } => Some(r#"Bearer realm="cairn", error="invalid_token""#),
+            ApiError::Unauthorized { .. } => Some(r#"Bearer realm="cairn""#),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -77,8 +110,15 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
         let mut response = (status, body).into_response();
+        if let Some(challenge) = self.challenge() {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         let retry_after = match self {
             ApiError::Throttled { retry_after }
+            | ApiError::RateLimited { retry_after, .. }
             | ApiError::StorageUnavailable { retry_after, .. } => Some(retry_after),
             _ => None,
         };

@@ -29,12 +29,11 @@ mod ack;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bytes::Bytes;
 use cairn_ingest::Source;
 use cairn_ingest::decode::hec::{
@@ -89,20 +88,6 @@ impl Hec {
             settings,
         }
     }
-}
-
-/// The HEC routes.
-pub(super) fn routes(max_body_bytes: usize) -> Router<AppState> {
-    let limit = || DefaultBodyLimit::max(max_body_bytes);
-    Router::new()
-        .route("/services/collector", post(event).layer(limit()))
-        .route("/services/collector/event", post(event).layer(limit()))
-        .route("/services/collector/event/1.0", post(event).layer(limit()))
-        .route("/services/collector/raw", post(raw).layer(limit()))
-        .route("/services/collector/raw/1.0", post(raw).layer(limit()))
-        .route("/services/collector/health", get(health).post(health))
-        .route("/services/collector/health/1.0", get(health).post(health))
-        .route("/services/collector/ack", post(acknowledge).layer(limit()))
 }
 
 /// An answer in Splunk's shape: `{"text":…,"code":N}`, with `invalid-event-number` for a bad
@@ -292,7 +277,7 @@ enum Endpoint {
     Raw,
 }
 
-async fn event(
+pub(super) async fn event(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -301,7 +286,7 @@ async fn event(
     collect(state, Endpoint::Event, query, headers, body).await
 }
 
-async fn raw(
+pub(super) async fn raw(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -425,7 +410,7 @@ impl Defaults {
 }
 
 /// `GET /services/collector/health`: whether events would be taken now.
-async fn health(State(state): State<AppState>) -> Response {
+pub(super) async fn health(State(state): State<AppState>) -> Response {
     let queue = &state.inner.work_queue;
     if !state.is_ready() {
         return HecError::new(StatusCode::SERVICE_UNAVAILABLE, 18, "HEC is unhealthy")
@@ -452,7 +437,7 @@ struct AckQuery {
 const MAX_ACKS_PER_QUERY: usize = 10_000;
 
 /// `POST /services/collector/ack?channel=…` with `{"acks":[ids]}` → `{"acks":{"id":bool}}`.
-async fn acknowledge(
+pub(super) async fn acknowledge(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,

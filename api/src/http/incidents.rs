@@ -183,6 +183,22 @@ fn change_json(change: &IncidentChange) -> Value {
 }
 
 /// `GET /api/v1/incidents`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(
+        ("status" = inline(Option<super::openapi::IncidentStatusDoc>), Query, description = "Only incidents in this state"),
+        ("since" = Option<u64>, Query, description = "Update sequence: the changes after it, each once, in order"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Entries per page (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "Incidents (or changes since the cursor)", body = super::openapi::IncidentPage),
+        (status = 400, description = "Bad parameter", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -213,6 +229,19 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/incidents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = u64, Path, minimum = 1, description = "Incident id")),
+    responses(
+        (status = 200, description = "The incident with its evidence", body = super::openapi::IncidentDoc),
+        (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such incident", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn detail(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -239,7 +268,20 @@ fn transition_json(transition: &Transition) -> Json<Value> {
     }))
 }
 
-/// `POST /api/v1/incidents/{id}/ack`.
+/// `POST /api/v1/incidents/{id}/ack`: acknowledges the incident (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/ack",
+    tag = "incidents",
+    params(("id" = u64, Path, minimum = 1, description = "Incident id")),
+    responses(
+        (status = 200, description = "The incident's state, and whether this call changed it", body = super::openapi::TransitionDoc),
+        (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such incident", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -250,7 +292,20 @@ pub(super) async fn acknowledge(
     Ok(transition_json(&transition))
 }
 
-/// `POST /api/v1/incidents/{id}/resolve`.
+/// `POST /api/v1/incidents/{id}/resolve`: resolves the incident (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/resolve",
+    tag = "incidents",
+    params(("id" = u64, Path, minimum = 1, description = "Incident id")),
+    responses(
+        (status = 200, description = "The incident's state, and whether this call changed it", body = super::openapi::TransitionDoc),
+        (status = 400, description = "Bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such incident", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn resolve(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -262,6 +317,21 @@ pub(super) async fn resolve(
 }
 
 /// `GET /api/v1/incidents/stream`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/stream",
+    tag = "incidents",
+    params(
+        ("since" = Option<u64>, Query, description = "Update sequence to resume after"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Update sequence to resume after (wins over since)"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: each incident change (`id:` its update sequence)", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Bad cursor", body = super::openapi::ErrorBody),
+        (status = 503, description = "The incident store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

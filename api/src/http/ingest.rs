@@ -45,20 +45,44 @@ const INLINE_DECODE_BYTES: usize = 64 * 1024;
 /// At most this many per-line errors are listed in a response (all are counted).
 const MAX_LISTED_ERRORS: usize = 100;
 
-#[derive(Debug, Serialize)]
+/// How many lines were taken, and why the others were not.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct IngestResponse {
     accepted: usize,
     rejected: usize,
     errors: Vec<LineError>,
 }
 
-#[derive(Debug, Serialize)]
+/// A rejected line.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct LineError {
     line: usize,
     reason: &'static str,
     message: String,
 }
 
+/// Ingests NDJSON events (one JSON object or string per line; gzip accepted).
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest",
+    tag = "events",
+    request_body(
+        content(
+            (Option<String> = "application/x-ndjson"),
+            (Option<String> = "text/plain"),
+        ),
+        description = "One event per line: an object with `message` (and optional `ts`, `host`, `app`, `severity`, other keys as fields) or a JSON string",
+    ),
+    responses(
+        (status = 200, description = "Accepted (durable in the WAL); rejected lines listed", body = IngestResponse),
+        (status = 400, description = "No line could be accepted", body = IngestResponse),
+        (status = 413, description = "Body over max_body_bytes or max_decompressed_bytes", body = super::openapi::ErrorBody),
+        (status = 415, description = "Unsupported Content-Encoding", body = super::openapi::ErrorBody),
+        (status = 429, description = "The pipeline is full; retry after Retry-After", body = super::openapi::ErrorBody),
+        (status = 503, description = "Storage unavailable or shutting down", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::{ApiError, AppState};
 use crate::signatures::{RuleProblem, RuleSet, RuleSummary};
 
-#[derive(Debug, Serialize)]
+/// The rules in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct RulesResponse {
     generation: u64,
     rules: Vec<RuleSummary>,
@@ -22,7 +23,7 @@ pub(super) struct RulesResponse {
 }
 
 /// One correlation rule as listed by `GET /api/v1/rules`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct CorrelationSummary {
     rule: String,
     title: String,
@@ -58,6 +59,13 @@ fn correlation_summaries(set: &RuleSet) -> Vec<CorrelationSummary> {
         .collect()
 }
 
+/// Lists the rules in force, rejected rules and correlations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules",
+    tag = "rules",
+    responses((status = 200, description = "The rules in force", body = RulesResponse)),
+)]
 pub(super) async fn list(State(state): State<AppState>) -> Json<RulesResponse> {
     let signatures = &state.inner.signatures;
     let set = signatures.current();
@@ -71,6 +79,16 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<RulesResponse> {
 
 /// Reloads every rule source. 200 when the new set is in force; 422 with every reason when a
 /// rule was rejected (the running rules stay in force).
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/reload",
+    tag = "rules",
+    responses(
+        (status = 200, description = "The new rule set is in force", body = crate::signatures::ReloadOutcome),
+        (status = 422, description = "A rule was rejected; the running rules stay in force", body = crate::signatures::ReloadOutcome),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
     let signatures = Arc::clone(&state.inner.signatures);
     let outcome = tokio::task::spawn_blocking(move || signatures.reload())

@@ -23,6 +23,25 @@ pub(super) struct SearchParams {
     cursor: Option<String>,
 }
 
+/// Searches events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "events",
+    params(
+        ("q" = Option<String>, Query, description = "Query (tantivy syntax; empty: every event)"),
+        ("from" = Option<String>, Query, description = "Inclusive lower bound on event time: RFC 3339 or epoch seconds"),
+        ("to" = Option<String>, Query, description = "Exclusive upper bound on event time: RFC 3339 or epoch seconds"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events per page (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of events", body = super::openapi::SearchPage),
+        (status = 400, description = "Bad parameter or query", body = super::openapi::ErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn search(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
@@ -40,14 +59,17 @@ pub(super) async fn search(
     };
     let request = SearchRequest {
         query: params.q,
+        // Empty means absent, as for every other parameter.
         from: params
             .from
             .as_deref()
+            .filter(|text| !text.trim().is_empty())
             .map(|text| parse_time("from", text))
             .transpose()?,
         to: params
             .to
             .as_deref()
+            .filter(|text| !text.trim().is_empty())
             .map(|text| parse_time("to", text))
             .transpose()?,
         limit,

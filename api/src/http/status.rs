@@ -25,6 +25,10 @@ pub(super) struct StatsResponse {
     correlation: CorrelationFigures,
     /// Webhook counters per target since start (see `crate::webhooks::TargetCounts`).
     webhooks: std::collections::BTreeMap<String, crate::webhooks::TargetCounts>,
+    /// Authentication failures and rate limiting.
+    auth: Option<super::auth::AuthStatsSnapshot>,
+    /// The live tail.
+    tail: Option<super::tail::TailStatsSnapshot>,
 }
 
 /// The correlation engine's figures (see `cairn_correlate::EngineStats`).
@@ -105,14 +109,29 @@ fn collect(state: &AppState) -> StatsResponse {
             .get()
             .map(crate::webhooks::Webhooks::counts)
             .unwrap_or_default(),
+        auth: state.inner.auth.get().map(|guard| guard.snapshot()),
+        tail: state.inner.tail.get().map(super::tail::TailHub::snapshot),
     }
 }
 
+/// Counters of every stage.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "status",
+    responses((status = 200, description = "Counters", body = super::openapi::StatsDoc)),
+)]
 pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
     Json(collect(&state))
 }
 
 /// Prometheus text exposition format (version 0.0.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "status",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")),
+)]
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let stats = collect(&state);
     let counters = &stats.counters;
@@ -531,6 +550,60 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Webhook outcomes by target: delivered (2xx), failed_attempt (any failed try), dead (given up).",
         &webhook_samples,
     );
+    if let Some(auth) = &stats.auth {
+        family(
+            "cairn_http_auth_failed_total",
+            "counter",
+            "HTTP requests refused by authentication (401) or authorisation (403), by reason.",
+            &labelled(
+                "reason",
+                &auth
+                    .failed
+                    .iter()
+                    .map(|(reason, count)| (reason.to_string(), *count))
+                    .collect(),
+            ),
+        );
+        family(
+            "cairn_http_rate_limited_total",
+            "counter",
+            "HTTP requests answered 429 because their token was over its rate, by token name.",
+            &labelled("token", &auth.rate_limited),
+        );
+    }
+    if let Some(tail) = &stats.tail {
+        family(
+            "cairn_tail_clients",
+            "gauge",
+            "Live tail clients connected.",
+            &plain(tail.clients),
+        );
+        family(
+            "cairn_tail_sent_events_total",
+            "counter",
+            "Events sent to live tail clients (each client counts).",
+            &plain(tail.sent),
+        );
+        family(
+            "cairn_tail_cut_off_total",
+            "counter",
+            "Live tail clients cut off, by reason (slow_client, fell_behind).",
+            &labelled(
+                "reason",
+                &tail
+                    .cut_off
+                    .iter()
+                    .map(|(reason, count)| (reason.to_string(), *count))
+                    .collect(),
+            ),
+        );
+        family(
+            "cairn_tail_missed_batches_total",
+            "counter",
+            "Indexed batches the live tail did not see because it was behind.",
+            &plain(tail.missed_batches),
+        );
+    }
     family(
         "cairn_uptime_seconds",
         "gauge",
@@ -552,10 +625,27 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "status",
+    responses((status = 200, description = "Alive", body = super::openapi::StatusDoc)),
+)]
 pub(super) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness: started, not stopping, and the WAL takes writes.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "status",
+    responses(
+        (status = 200, description = "Ready", body = super::openapi::StatusDoc),
+        (status = 503, description = "Starting, stopping, or the WAL stopped", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
         Json(json!({"status": "ready"})).into_response()
