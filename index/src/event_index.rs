@@ -13,6 +13,7 @@ use tantivy::query::{
 use tantivy::schema::{Schema, TantivyDocument, Term};
 use tantivy::{DateTime, Index, IndexReader, ReloadPolicy};
 
+use crate::aggregation::{self, AggregationRequest};
 use crate::error::IndexError;
 use crate::schema::{self, EventFields};
 use crate::search::{self, MAX_SEARCH_LIMIT, NewestFirst, SearchRequest, SearchResponse, SortKey};
@@ -338,9 +339,23 @@ impl EventIndex {
         let query = self.with_time_range(user_query, request);
         let limit = request.limit.min(MAX_SEARCH_LIMIT);
         let searcher = self.reader.searcher();
-        let fruit = searcher
-            .search(query.as_ref(), &NewestFirst { limit, after })
+        let aggregation_collector = request
+            .aggregations
+            .as_ref()
+            .map(AggregationRequest::collector);
+        let (fruit, intermediate) = searcher
+            .search(
+                query.as_ref(),
+                &(NewestFirst { limit, after }, aggregation_collector),
+            )
             .map_err(|error| IndexError::from_runtime(&self.path, error))?;
+        let aggregations = match (&request.aggregations, intermediate) {
+            (Some(aggregation_request), Some(intermediate)) => Some(aggregation::finish(
+                aggregation_request,
+                aggregation::merge([intermediate])?,
+            )?),
+            _ => None,
+        };
         let mut events = Vec::with_capacity(fruit.hits.len());
         for (_, address) in &fruit.hits {
             let document: TantivyDocument = searcher
@@ -358,6 +373,7 @@ impl EventIndex {
             total: fruit.total,
             events,
             next_cursor,
+            aggregations,
         })
     }
 

@@ -27,14 +27,14 @@
 //! | `received_at` | date (ns) | no | yes | yes | lag analysis later |
 //! | `host`, `app` | keyword | one lowercased term | yes (lowercased) | original | `host:WEB1` = `host:web1`: hostnames are case-insensitive and senders disagree on case |
 //! | `procid`, `msgid` | keyword | one exact term | no | yes | exact lookups |
-//! | `severity`, `facility` | keyword | name (`err`, `auth`) | severity | yes | filters, aggregations |
+//! | `severity`, `facility` | keyword | name (`err`, `auth`) | yes | yes | filters, aggregations |
 //! | `severity_code` | u64 | term | yes | no | `severity_code:[0 TO 3]` (err and worse) |
 //! | `format`, `source` | keyword | name (`rfc5424`, `syslog_udp`) | no | yes | find input by path |
 //! | `flags` | keyword, multi | `parse_error`, `truncated`… | no | yes | find problem input |
 //! | `signature` | keyword, multi | rule ids (exact) | yes | yes | filled by the signature matcher: `signature:<id>` |
 //! | `rule` | text, multi | words of the matched rules' titles, lowercased, positions | no | yes | `rule:ssh`, `rule:"brute force"` |
 //! | `message` | text | words, lowercased, positions | no | yes | full text and phrase queries |
-//! | `fields` | JSON | exact (raw) string terms, numbers as numbers | no | yes | `fields.user:root`; structured data as `fields.sd.<SD-ID>.<PARAM>` |
+//! | `fields` | JSON | exact (raw) string terms, numbers as numbers | yes | yes | `fields.user:root`; structured data as `fields.sd.<SD-ID>.<PARAM>` |
 //! | `peer` | IP (v4 mapped to v6) | term | yes | yes | `peer:10.0.0.1`, `peer:[10.0.0.0 TO 10.0.0.255]` |
 //! | `peer_port` | u64 | no | no | yes | shown only |
 //! | `raw` | text | no | no | yes | shown in results |
@@ -61,6 +61,7 @@
 //! This crate does not parse, match or correlate, and has no retention yet (one index, no time
 //! partitions).
 
+mod aggregation;
 mod document;
 mod error;
 mod event_index;
@@ -68,6 +69,7 @@ mod schema;
 mod search;
 mod writer;
 
+pub use aggregation::{AggregationRequest, BUCKET_LIMIT, MAX_TERMS_SIZE, MEMORY_LIMIT_BYTES};
 pub use error::IndexError;
 pub use event_index::{EventIndex, IndexOptions, MIN_WRITER_MEMORY_PER_THREAD};
 pub use search::{EventHit, MAX_SEARCH_LIMIT, SearchRequest, SearchResponse};

@@ -13,14 +13,15 @@ use tantivy::schema::document::CompactDocValue;
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf, Value};
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::aggregation::AggregationRequest;
 use crate::error::IndexError;
 use crate::schema::{self, EventFields};
 
 /// Most events one search returns; larger limits are clamped.
 pub const MAX_SEARCH_LIMIT: usize = 1000;
 
-/// One search: a query, an event-time range and a page.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One search: a query, an event-time range, a page and optional aggregations.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchRequest {
     /// tantivy query syntax over `message` by default; empty (or blank) matches every event.
     pub query: String,
@@ -32,6 +33,9 @@ pub struct SearchRequest {
     pub limit: usize,
     /// `next_cursor` of a previous page: only events strictly after it (older) are returned.
     pub cursor: Option<String>,
+    /// Aggregations over every event that matches the query and the time range (the cursor and
+    /// the limit do not restrict them).
+    pub aggregations: Option<AggregationRequest>,
 }
 
 /// One page of results, newest first by `(ts, seq)`.
@@ -42,6 +46,10 @@ pub struct SearchResponse {
     pub events: Vec<EventHit>,
     /// Present when more events follow this page; pass it back as [`SearchRequest::cursor`].
     pub next_cursor: Option<String>,
+    /// The results of [`SearchRequest::aggregations`], Elasticsearch-shaped (see
+    /// [`AggregationRequest`]); absent when none were asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregations: Option<serde_json::Value>,
 }
 
 /// An event as the API shows it.

@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bytes::Bytes;
-use cairn_index::{CommitPayload, EventIndex, IndexError, IndexOptions, SearchRequest};
+use cairn_index::{
+    AggregationRequest, CommitPayload, EventIndex, IndexError, IndexOptions, SearchRequest,
+};
 use cairn_ingest::{
     Event, EventFlags, Facility, Field, FieldValue, FrameMeta, SdElement, Seq, Severity, Source,
     Span, Text, Timestamp,
 };
+use serde_json::json;
 
 const SECOND: i64 = 1_000_000_000;
 /// 2024-01-01T00:00:00Z.
@@ -228,6 +231,86 @@ fn hits_carry_every_field_in_api_shape() {
     assert_eq!(kernel.signatures, ["4f1c-disk", "disk_error", "fs"]);
     assert_eq!(kernel.rules, ["Kernel Disk I/O-Error (Brute)"]);
     assert_eq!(kernel.flags, ["truncated"]);
+}
+
+/// `(key, doc_count)` of the buckets of aggregation `name`.
+fn buckets(aggregations: &serde_json::Value, name: &str) -> Vec<(serde_json::Value, u64)> {
+    aggregations[name]["buckets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no buckets for {name} in {aggregations}"))
+        .iter()
+        .map(|bucket| {
+            (
+                bucket["key"].clone(),
+                bucket["doc_count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn terms_and_date_histogram_aggregate_every_match_whatever_the_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = sample_index(dir.path());
+    let aggregations = AggregationRequest::parse_compact(
+        "terms:host,terms:app,terms:severity,terms:signature,terms:fields.user,date_histogram:1s",
+    )
+    .expect("aggs");
+    let response = index
+        .search(&SearchRequest {
+            limit: 1,
+            aggregations: Some(aggregations.clone()),
+            ..request("password")
+        })
+        .expect("search");
+    assert_eq!((response.total, response.events.len()), (3, 1));
+    let results = response.aggregations.expect("aggregations");
+
+    assert_eq!(
+        buckets(&results, "host"),
+        [(json!("db1"), 1), (json!("web1"), 1), (json!("web2"), 1)]
+    );
+    assert_eq!(
+        buckets(&results, "app"),
+        [(json!("sshd"), 2), (json!("kernel"), 1)]
+    );
+    assert_eq!(buckets(&results, "signature").len(), 4);
+    assert_eq!(
+        buckets(&results, "fields.user"),
+        [(json!("alice"), 1), (json!("root"), 1)]
+    );
+    let histogram = buckets(&results, "date_histogram");
+    let base_ms = BASE_TS / 1_000_000;
+    assert_eq!(
+        histogram,
+        [
+            (json!(base_ms), 1),
+            (json!(base_ms + 1000), 1),
+            (json!(base_ms + 2000), 1)
+        ]
+    );
+    assert_eq!(
+        results["date_histogram"]["buckets"][0]["key_as_string"],
+        "2024-01-01T00:00:00Z"
+    );
+    // The query restricts the buckets.
+    let rooted = index
+        .search(&SearchRequest {
+            aggregations: Some(aggregations),
+            ..request("root")
+        })
+        .expect("search")
+        .aggregations
+        .expect("aggregations");
+    assert_eq!(buckets(&rooted, "host"), [(json!("web1"), 1)]);
+    // Without aggregations asked, none are answered.
+    assert!(
+        index
+            .search(&request(""))
+            .expect("search")
+            .aggregations
+            .is_none()
+    );
 }
 
 #[test]

@@ -136,7 +136,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.inner.limits.max_body_bytes;
     Router::new()
-        .route("/api/v1/search", get(search::search))
+        .route(
+            "/api/v1/search",
+            get(search::search).post(search::search_json),
+        )
         .route(
             "/api/v1/ingest",
             post(ingest::ingest).layer(DefaultBodyLimit::max(body_limit)),
