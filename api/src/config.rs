@@ -645,6 +645,17 @@ pub struct IndexSection {
     /// tantivy indexing threads; 0 = one per core (at most 4). Indexing is the costliest stage.
     /// Default 0.
     pub writer_threads: usize,
+    /// Hours of event time per index partition (1..=8760), on the UTC grid: 24 is one partition
+    /// per UTC day. Retention drops whole partitions. Default 24.
+    pub partition_hours: u32,
+    /// Drop partitions whose span ended more than this many days ago (and do not index events
+    /// that old). Unset (default): keep forever.
+    pub retention_days: Option<u32>,
+    /// Drop the oldest partitions while the index takes more than this many GiB (never the
+    /// newest one). Unset (default): no budget. At most one of this and `max_disk_bytes`.
+    pub max_disk_gb: Option<u64>,
+    /// As `max_disk_gb`, in bytes.
+    pub max_disk_bytes: Option<u64>,
 }
 
 impl Default for IndexSection {
@@ -653,7 +664,46 @@ impl Default for IndexSection {
             commit_interval_ms: 1000,
             writer_memory_mb: 128,
             writer_threads: 0,
+            partition_hours: 24,
+            retention_days: None,
+            max_disk_gb: None,
+            max_disk_bytes: None,
         }
+    }
+}
+
+impl IndexSection {
+    /// The partitioning and retention keys, checked.
+    fn retention(&self) -> Result<cairn_index::RetentionPolicy, ConfigError> {
+        if !(1..=8760).contains(&self.partition_hours) {
+            return Err(ConfigError::Invalid {
+                key: "index.partition_hours",
+                message: "must be between 1 and 8760".to_string(),
+            });
+        }
+        if self.retention_days == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "index.retention_days",
+                message: "must be at least 1 (leave it unset to keep everything)".to_string(),
+            });
+        }
+        let max_disk_bytes = match (self.max_disk_gb, self.max_disk_bytes) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "index.max_disk_bytes",
+                    message: "set at most one of max_disk_gb and max_disk_bytes".to_string(),
+                });
+            }
+            (Some(gigabytes), None) => Some(gigabytes.saturating_mul(1 << 30)),
+            (None, bytes) => bytes,
+        };
+        Ok(cairn_index::RetentionPolicy {
+            partition_hours: self.partition_hours,
+            max_age: self
+                .retention_days
+                .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
+            max_disk_bytes,
+        })
     }
 }
 
@@ -712,6 +762,8 @@ pub struct Config {
     pub commit_interval: Duration,
     pub writer_memory_bytes: usize,
     pub writer_threads: usize,
+    /// `[index]` partitioning and retention.
+    pub index_retention: cairn_index::RetentionPolicy,
     pub default_timezone: jiff::tz::TimeZone,
     pub max_json_fields: usize,
     pub max_json_depth: usize,
@@ -855,6 +907,7 @@ impl ConfigFile {
             commit_interval: Duration::from_millis(self.index.commit_interval_ms),
             writer_memory_bytes: self.index.writer_memory_mb << 20,
             writer_threads,
+            index_retention: self.index.retention()?,
             default_timezone,
             max_json_fields: positive("parse.max_json_fields", self.parse.max_json_fields)?,
             max_json_depth: positive("parse.max_json_depth", self.parse.max_json_depth)?,

@@ -364,16 +364,18 @@ fn indexer_loop(
         for skipped in wal.skips.try_iter() {
             sequencer.skip(skipped);
         }
-        while let Some((_range, batch)) = sequencer.pop() {
+        while let Some((range, batch)) = sequencer.pop() {
             let count = batch.len() as u64;
             held_back -= count;
             if let Some(max_seq) = batch.iter().map(|event| event.seq).max() {
                 last_seq = last_seq.max(max_seq);
             }
-            match writer.add_batch(&batch) {
-                Ok(added) => {
-                    pending += added;
-                    stats.record_dropped(DropReason::IndexError, count.saturating_sub(added));
+            match writer.add_record(range.end.0, &batch) {
+                Ok(outcome) => {
+                    pending += outcome.added;
+                    // A partition that committed this record before a crash holds it already.
+                    stats.record_dropped(DropReason::AlreadyIndexed, outcome.already_indexed);
+                    stats.record_dropped(DropReason::Expired, outcome.expired);
                 }
                 Err(error) => {
                     tracing::error!(%error, events = count, "indexing a batch failed");
@@ -381,7 +383,7 @@ fn indexer_loop(
                 }
             }
         }
-        if closed || last_commit.elapsed() >= commit_interval {
+        if closed || last_commit.elapsed() >= commit_interval || writer.wants_commit() {
             let position = sequencer.next();
             if (pending > 0 || position > committed_position)
                 && commit(
@@ -401,6 +403,9 @@ fn indexer_loop(
             }
             last_commit = Instant::now();
         }
+        // Drops index partitions past retention (checks every few seconds, never touches
+        // uncommitted events).
+        writer.run_retention_if_due();
         if closed {
             if pending + held_back > 0 {
                 // Not committed: the WAL still has them and the next start replays them.

@@ -25,26 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cairn, DEADLINE, TempDir, all_events, http_request, unique_token};
+use common::{Cairn, DEADLINE, TempDir, all_events, args, config_args, http_request, unique_token};
 use serde_json::Value;
-
-/// Writes `text` as a config file in `dir` and returns the CLI args for it.
-fn config_args(dir: &Path, text: &str) -> Vec<String> {
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let path = dir.join(format!("cairn-{unique}.toml"));
-    std::fs::write(&path, text).expect("write config");
-    vec![
-        "--config".to_string(),
-        path.to_str().expect("utf-8 path").to_string(),
-    ]
-}
-
-fn args(owned: &[String]) -> Vec<&str> {
-    owned.iter().map(String::as_str).collect()
-}
 
 /// How many times each event id (the word after the token) occurs among the events matching the
 /// token.

@@ -65,12 +65,19 @@ mod aggregation;
 mod document;
 mod error;
 mod event_index;
+mod partition;
+mod progress;
+mod query;
 mod schema;
 mod search;
 mod writer;
 
 pub use aggregation::{AggregationRequest, BUCKET_LIMIT, MAX_TERMS_SIZE, MEMORY_LIMIT_BYTES};
 pub use error::IndexError;
-pub use event_index::{EventIndex, IndexOptions, MIN_WRITER_MEMORY_PER_THREAD};
+pub use event_index::{
+    EventIndex, IndexOptions, IndexStatus, MIN_WRITER_MEMORY_PER_THREAD, PartitionStatus,
+    RetentionPolicy,
+};
+pub use query::{EventQuery, QueryValue, RangeValue};
 pub use search::{EventHit, MAX_SEARCH_LIMIT, SearchRequest, SearchResponse};
-pub use writer::{CommitPayload, EventWriter};
+pub use writer::{AddOutcome, CommitPayload, EventWriter, RETENTION_CHECK_INTERVAL};

@@ -7,7 +7,7 @@ use tantivy::schema::{
     JsonObjectOptions, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager,
 };
 
 /// Tokenizer of `message`: split on non-alphanumerics, drop tokens over
@@ -156,6 +156,12 @@ pub(crate) fn build_schema() -> (Schema, EventFields) {
 /// Registers the tokenizers the schema names. Tokenizers are not persisted with the index, so
 /// this runs on every open, before any writer or query parser is made.
 pub(crate) fn register_tokenizers(index: &Index) {
+    register_tokenizers_in(index.tokenizers(), index.fast_field_tokenizer());
+}
+
+/// Registers the schema's tokenizers in `tokenizers` (indexing and queries) and `fast`
+/// (fast-field values).
+pub(crate) fn register_tokenizers_in(tokenizers: &TokenizerManager, fast: &TokenizerManager) {
     let text = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(MAX_TEXT_TOKEN_BYTES))
         .filter(LowerCaser)
@@ -163,13 +169,9 @@ pub(crate) fn register_tokenizers(index: &Index) {
     let keyword_lower = TextAnalyzer::builder(RawTokenizer::default())
         .filter(LowerCaser)
         .build();
-    index.tokenizers().register(TEXT_TOKENIZER, text);
-    index
-        .tokenizers()
-        .register(KEYWORD_LOWER_TOKENIZER, keyword_lower.clone());
-    index
-        .fast_field_tokenizer()
-        .register(KEYWORD_LOWER_TOKENIZER, keyword_lower);
+    tokenizers.register(TEXT_TOKENIZER, text);
+    tokenizers.register(KEYWORD_LOWER_TOKENIZER, keyword_lower.clone());
+    fast.register(KEYWORD_LOWER_TOKENIZER, keyword_lower);
 }
 
 /// Checks that `on_disk` has every field of `expected` with the same options, fast-field options

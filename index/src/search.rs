@@ -36,6 +36,8 @@ pub struct SearchRequest {
     /// Aggregations over every event that matches the query and the time range (the cursor and
     /// the limit do not restrict them).
     pub aggregations: Option<AggregationRequest>,
+    /// Oldest first instead of newest first (cursors of one order do not work in the other).
+    pub oldest_first: bool,
 }
 
 /// One page of results, newest first by `(ts, seq)`.
@@ -115,6 +117,9 @@ impl SortKey {
 pub(crate) struct NewestFirst {
     pub limit: usize,
     pub after: Option<SortKey>,
+    /// Collect the oldest instead: keys are mirrored (`!ts`, `!seq`), which reverses their
+    /// order, so the same code keeps the "largest" keys.
+    pub oldest_first: bool,
 }
 
 /// What one segment (and, merged, the whole search) found.
@@ -143,6 +148,7 @@ impl Collector for NewestFirst {
             seq: segment.fast_fields().u64(schema::SEQ)?,
             limit: self.limit,
             after: self.after,
+            oldest_first: self.oldest_first,
             total: 0,
             after_cursor: 0,
             heap: BinaryHeap::with_capacity(self.limit.min(MAX_SEARCH_LIMIT)),
@@ -173,6 +179,7 @@ pub(crate) struct NewestFirstSegment {
     seq: Column<u64>,
     limit: usize,
     after: Option<SortKey>,
+    oldest_first: bool,
     total: u64,
     after_cursor: u64,
     heap: BinaryHeap<Reverse<(SortKey, DocId)>>,
@@ -186,6 +193,7 @@ impl SegmentCollector for NewestFirstSegment {
         let Some(ts) = self.ts.first(doc).map(DateTime::into_timestamp_nanos) else {
             return;
         };
+        let ts = if self.oldest_first { !ts } else { ts };
         if self.after.is_some_and(|after| ts > after.ts) {
             return;
         }
@@ -198,9 +206,10 @@ impl SegmentCollector for NewestFirstSegment {
             self.after_cursor += 1;
             return;
         }
+        let seq = self.seq.first(doc).unwrap_or(0);
         let key = SortKey {
             ts,
-            seq: self.seq.first(doc).unwrap_or(0),
+            seq: if self.oldest_first { !seq } else { seq },
         };
         if self.after.is_some_and(|after| key >= after) {
             return;

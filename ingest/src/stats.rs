@@ -28,16 +28,19 @@ pub enum DropReason {
     WalUnavailable,
     /// A replayed event whose WAL record the index already holds (not indexed twice).
     AlreadyIndexed,
+    /// The event's time is older than the index retention (`[index] retention_days`).
+    Expired,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::FrameTooLong,
         DropReason::Shutdown,
         DropReason::IndexError,
         DropReason::WalUnavailable,
         DropReason::AlreadyIndexed,
+        DropReason::Expired,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl DropReason {
             DropReason::IndexError => "index_error",
             DropReason::WalUnavailable => "wal_unavailable",
             DropReason::AlreadyIndexed => "already_indexed",
+            DropReason::Expired => "expired",
         }
     }
 }
@@ -114,7 +118,7 @@ pub struct Stats {
     truncated: AtomicU64,
     invalid_utf8: AtomicU64,
     indexed: AtomicU64,
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; DropReason::ALL.len()],
     rejected: [AtomicU64; 5],
     batches: AtomicU64,
     commits: AtomicU64,

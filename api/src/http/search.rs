@@ -74,6 +74,7 @@ pub(super) async fn search(
         limit: checked_limit(limit)?,
         cursor: params.cursor.filter(|cursor| !cursor.is_empty()),
         aggregations,
+        oldest_first: false,
     };
     run_search(&state, request).await.map(Json)
 }
@@ -105,6 +106,7 @@ pub(super) async fn search_json(
         limit: checked_limit(body.limit.unwrap_or(DEFAULT_LIMIT))?,
         cursor: body.cursor.filter(|cursor| !cursor.is_empty()),
         aggregations,
+        oldest_first: false,
     };
     run_search(&state, request).await.map(Json)
 }

@@ -439,6 +439,25 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
+/// Writes `text` as a config file in `dir` and returns the CLI args for it.
+pub fn config_args(dir: &Path, text: &str) -> Vec<String> {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let path = dir.join(format!("cairn-{unique}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    vec![
+        "--config".to_string(),
+        path.to_str().expect("utf-8 path").to_string(),
+    ]
+}
+
+/// Borrows owned CLI args.
+pub fn args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
+}
+
 /// Runs a command and asserts success.
 pub fn run(command: &mut Command) {
     let output = command

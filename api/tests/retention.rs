@@ -1,0 +1,133 @@
+//! Time partitions and retention through the real binary: events of several days (NDJSON with
+//! old timestamps) land in one partition per UTC day, visible in `/api/v1/stats`; a restart with
+//! `[index] retention_days` drops the oldest partitions while search keeps working, events older
+//! than retention are counted as expired, and a disk budget drops all but the newest partition.
+
+mod common;
+
+use common::{Cairn, TempDir, all_events, args, config_args, unique_token};
+use serde_json::{Value, json};
+
+const DAY_SECS: i64 = 86_400;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// Sends `per_day` events `days_ago` days before `now`, each message `<token> d<days_ago>`.
+fn send_days(cairn: &Cairn, token: &str, now: i64, days_ago: &[i64], per_day: usize) {
+    let body: String = days_ago
+        .iter()
+        .flat_map(|days| (0..per_day).map(move |n| (days, n)))
+        .map(|(days, n)| {
+            json!({
+                "ts": now - days * DAY_SECS - n as i64,
+                "host": "retention-test",
+                "message": format!("{token} d{days} n{n}"),
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let response = cairn.post("/api/v1/ingest", &[], body.as_bytes());
+    assert_eq!(response.status, 200, "{}", response.text());
+}
+
+fn partition_names(stats: &Value) -> Vec<String> {
+    stats["index"]["partitions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no partitions in {stats}"))
+        .iter()
+        .map(|partition| partition["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The `d<N>` words of the events found for `token`, sorted.
+fn days_found(cairn: &Cairn, token: &str) -> Vec<String> {
+    let mut days: Vec<String> = all_events(cairn, token)
+        .iter()
+        .filter_map(|event| {
+            event["message"]
+                .as_str()
+                .and_then(|message| message.split_whitespace().nth(1))
+                .map(str::to_owned)
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    days
+}
+
+#[test]
+fn old_days_get_partitions_and_retention_drops_the_oldest_while_search_keeps_working() {
+    let data = TempDir::new("retention-age");
+    let data_dir = data.path().join("data");
+    let token = unique_token("keep");
+    let now = now_secs();
+    let cairn = Cairn::start(&data_dir, &[]);
+    send_days(&cairn, &token, now, &[10, 6, 1, 0], 5);
+    cairn.search_until(&token, 20);
+    let stats = cairn.stats_until("four partitions", |stats| {
+        stats["index"]["partitions"].as_array().map(Vec::len) == Some(4)
+    });
+    let names = partition_names(&stats);
+    assert!(names.iter().all(|name| name.ends_with("-24h")), "{names:?}");
+    assert!(stats["index"]["bytes"].as_u64().unwrap_or(0) > 0, "{stats}");
+    cairn.stop();
+
+    // Three days of retention: the partitions of 10 and 6 days ago go, at once on start.
+    let config = config_args(data.path(), "[index]\nretention_days = 3\n");
+    let cairn = Cairn::start(&data_dir, &args(&config));
+    let stats = cairn.stats_until("two partitions dropped", |stats| {
+        stats["index"]["dropped_partitions"] == 2
+    });
+    assert_eq!(partition_names(&stats), names[2..], "{stats}");
+    assert_eq!(stats["index"]["dropped_events"], 10, "{stats}");
+    assert_eq!(days_found(&cairn, &token), ["d0", "d1"]);
+    assert_eq!(cairn.search(&token, "")["total"], 10);
+
+    // An event older than retention is not indexed, and counted as expired.
+    let late = unique_token("late");
+    send_days(&cairn, &late, now, &[20], 1);
+    send_days(&cairn, &late, now, &[0], 1);
+    cairn.search_until(&late, 1);
+    let stats = cairn.stats_until("the old event counted as expired", |stats| {
+        stats["dropped"]["expired"] == 1
+    });
+    assert_eq!(cairn.search(&late, "")["total"], 1, "{stats}");
+    assert_eq!(partition_names(&stats).len(), 2, "{stats}");
+    cairn.stop();
+}
+
+#[test]
+fn a_disk_budget_drops_all_but_the_newest_partition() {
+    let data = TempDir::new("retention-disk");
+    let data_dir = data.path().join("data");
+    let token = unique_token("budget");
+    let now = now_secs();
+    let cairn = Cairn::start(&data_dir, &[]);
+    send_days(&cairn, &token, now, &[3, 2, 0], 4);
+    cairn.search_until(&token, 12);
+    cairn.stop();
+
+    let config = config_args(data.path(), "[index]\nmax_disk_bytes = 1\n");
+    let cairn = Cairn::start(&data_dir, &args(&config));
+    let stats = cairn.stats_until("only the newest partition left", |stats| {
+        stats["index"]["dropped_partitions"] == 2
+    });
+    assert_eq!(partition_names(&stats).len(), 1, "{stats}");
+    assert_eq!(days_found(&cairn, &token), ["d0"]);
+    // Still writable: the newest partition takes new events.
+    let more = unique_token("more");
+    send_days(&cairn, &more, now, &[0], 3);
+    cairn.search_until(&more, 3);
+    let metrics = cairn.get("/metrics").text();
+    assert!(
+        metrics.contains("cairn_index_dropped_partitions_total 2"),
+        "{metrics}"
+    );
+    cairn.stop();
+}
