@@ -223,7 +223,7 @@ fn is_aggregatable(field: &str) -> bool {
 }
 
 /// Turns `interval`/`calendar_interval` into tantivy's `fixed_interval` where the unit has a fixed
-/// length in UTC, and drops a UTC `time_zone`.
+/// length in UTC, drops a UTC `time_zone` and `format`, and reads bounds given as strings.
 fn fix_interval(
     name: &str,
     options: &mut serde_json::Map<String, Value>,
@@ -246,6 +246,19 @@ fn fix_interval(
                 }
             };
             options.insert("fixed_interval".to_owned(), Value::from(fixed));
+        }
+    }
+    // Only changes `key_as_string` in Elasticsearch (Grafana sends `epoch_millis`); tantivy
+    // refuses it. Keys are epoch milliseconds either way.
+    options.remove("format");
+    // Grafana sends bounds as strings of epoch milliseconds.
+    for bounds in ["extended_bounds", "hard_bounds"] {
+        if let Some(Value::Object(limits)) = options.get_mut(bounds) {
+            for limit in limits.values_mut() {
+                if let Some(number) = limit.as_str().and_then(|text| text.parse::<f64>().ok()) {
+                    *limit = Value::from(number);
+                }
+            }
         }
     }
     if let Some(zone) = options.remove("time_zone") {

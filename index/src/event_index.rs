@@ -172,6 +172,8 @@ pub(crate) struct Shared {
     pub options: IndexOptions,
     pub fields: EventFields,
     query_parser: QueryParser,
+    /// As `query_parser`, with `OR` between terms without an operator.
+    query_parser_any: QueryParser,
     tokenizers: TokenizerManager,
     /// Open partitions, oldest key first. Read per search, written when a partition is created
     /// or dropped: never per event.
@@ -367,6 +369,8 @@ impl EventIndex {
         let (schema, fields) = schema::build_schema();
         let tokenizers = TokenizerManager::default();
         schema::register_tokenizers_in(&tokenizers, &TokenizerManager::default());
+        let query_parser_any =
+            QueryParser::new(schema.clone(), vec![fields.message], tokenizers.clone());
         let mut query_parser = QueryParser::new(schema, vec![fields.message], tokenizers.clone());
         query_parser.set_conjunction_by_default();
         Ok(EventIndex {
@@ -375,6 +379,7 @@ impl EventIndex {
                 options,
                 fields,
                 query_parser,
+                query_parser_any,
                 tokenizers,
                 partitions: RwLock::new(partitions),
                 last_commit: Mutex::new(last_commit),
@@ -458,10 +463,24 @@ impl EventIndex {
     /// # Errors
     /// [`IndexError::BadQuery`] with the parser's message.
     pub fn parse_query(&self, query: &str) -> Result<Box<dyn Query>, IndexError> {
+        self.parse_query_with(query, true)
+    }
+
+    /// As [`EventIndex::parse_query`]; `all_terms: false` joins terms without an operator with
+    /// `OR`.
+    pub(crate) fn parse_query_with(
+        &self,
+        query: &str,
+        all_terms: bool,
+    ) -> Result<Box<dyn Query>, IndexError> {
         if query.trim().is_empty() {
             return Ok(Box::new(AllQuery));
         }
-        let parser = &self.shared.query_parser;
+        let parser = if all_terms {
+            &self.shared.query_parser
+        } else {
+            &self.shared.query_parser_any
+        };
         let parsed = match parser.parse_query(query) {
             // `NOT x` alone means "everything but x" to an analyst; tantivy refuses it.
             Err(QueryParserError::AllButQueryForbidden) => {

@@ -45,8 +45,10 @@ pub enum EventQuery {
     All,
     /// No event.
     Nothing,
-    /// Query text in Cairn's syntax (see the crate documentation).
-    Text(String),
+    /// Query text in Cairn's syntax (see the crate documentation); `any_word`: terms without an
+    /// operator are alternatives (`a b` = `a OR b`, Elasticsearch's default) instead of all
+    /// required (Cairn's default).
+    Text { query: String, any_word: bool },
     /// The field holds exactly this value (analysed as one term: keywords are lowercased where
     /// the field is).
     Term { field: String, value: QueryValue },
@@ -114,7 +116,9 @@ impl Compiler<'_> {
         Ok(match query {
             EventQuery::All => Box::new(AllQuery),
             EventQuery::Nothing => Box::new(EmptyQuery),
-            EventQuery::Text(text) => self.index.parse_query(text)?,
+            EventQuery::Text { query, any_word } => {
+                self.index.parse_query_with(query, !*any_word)?
+            }
             EventQuery::Term { field, value } => self.term(field, value)?,
             EventQuery::Match {
                 field,

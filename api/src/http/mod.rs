@@ -4,6 +4,7 @@
 //! body) runs it on tokio's blocking pool so the async runtime never stalls.
 
 pub mod error;
+mod es_search;
 mod incidents;
 mod ingest;
 mod rules;
@@ -152,6 +153,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/reload", post(rules::reload))
         .route("/api/v1/stats", get(status::stats))
+        .route(
+            "/_search",
+            get(es_search::search_all).post(es_search::search_all),
+        )
+        .route(
+            "/{index}/_search",
+            get(es_search::search_index).post(es_search::search_index),
+        )
+        .route(
+            "/_msearch",
+            get(es_search::msearch).post(es_search::msearch),
+        )
+        .route(
+            "/{index}/_msearch",
+            get(es_search::msearch).post(es_search::msearch),
+        )
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
