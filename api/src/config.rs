@@ -185,6 +185,9 @@ pub struct WalSection {
     /// Test only, never in production: every WAL fsync fails once this many bytes were written
     /// (the WAL then stops for good, as after a real failed fsync). Unset by default.
     pub debug_fault_fail_fsync_after_bytes: Option<u64>,
+    /// Test only, never in production: the WAL's disk is full while this file exists (appends
+    /// fail as "disk full"), and has room again once it is deleted. Unset by default.
+    pub debug_fault_disk_full_while_exists: Option<PathBuf>,
 }
 
 impl Default for WalSection {
@@ -196,6 +199,7 @@ impl Default for WalSection {
             max_record_mb: 32,
             debug_fault_disk_budget_bytes: None,
             debug_fault_fail_fsync_after_bytes: None,
+            debug_fault_disk_full_while_exists: None,
         }
     }
 }
@@ -220,6 +224,18 @@ impl cairn_ingest::wal::FaultInjection for FailSyncsAfter {
             return Err(std::io::Error::other("injected fsync failure"));
         }
         Ok(())
+    }
+}
+
+/// The `debug_fault_disk_full_while_exists` fault: no byte can be written while `flag` exists.
+#[derive(Debug)]
+struct DiskFullWhileExists {
+    flag: PathBuf,
+}
+
+impl cairn_ingest::wal::FaultInjection for DiskFullWhileExists {
+    fn writable_bytes(&self, len: usize) -> usize {
+        if self.flag.exists() { 0 } else { len }
     }
 }
 
@@ -279,22 +295,27 @@ impl WalSection {
                 ),
             });
         }
+        let faults_set = usize::from(self.debug_fault_disk_budget_bytes.is_some())
+            + usize::from(self.debug_fault_fail_fsync_after_bytes.is_some())
+            + usize::from(self.debug_fault_disk_full_while_exists.is_some());
+        if faults_set > 1 {
+            return Err(ConfigError::Invalid {
+                key: "wal.debug_fault_fail_fsync_after_bytes",
+                message: "set at most one debug fault".to_string(),
+            });
+        }
         let fault_injection: Option<std::sync::Arc<dyn cairn_ingest::wal::FaultInjection>> = match (
             self.debug_fault_disk_budget_bytes,
             self.debug_fault_fail_fsync_after_bytes,
+            self.debug_fault_disk_full_while_exists,
         ) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid {
-                    key: "wal.debug_fault_fail_fsync_after_bytes",
-                    message: "set at most one debug fault".to_string(),
-                });
-            }
-            (Some(budget), None) => Some(std::sync::Arc::new(DiskBudget::new(budget))),
-            (None, Some(threshold)) => Some(std::sync::Arc::new(FailSyncsAfter {
+            (Some(budget), _, _) => Some(std::sync::Arc::new(DiskBudget::new(budget))),
+            (None, Some(threshold), _) => Some(std::sync::Arc::new(FailSyncsAfter {
                 written: std::sync::atomic::AtomicU64::new(0),
                 threshold,
             })),
-            (None, None) => None,
+            (None, None, Some(flag)) => Some(std::sync::Arc::new(DiskFullWhileExists { flag })),
+            (None, None, None) => None,
         };
         if fault_injection.is_some() {
             tracing::warn!("wal: a debug fault is configured; never do this in production");

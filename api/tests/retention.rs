@@ -2,10 +2,17 @@
 //! old timestamps) land in one partition per UTC day, visible in `/api/v1/stats`; a restart with
 //! `[index] retention_days` drops the oldest partitions while search keeps working, events older
 //! than retention are counted as expired, and a disk budget drops all but the newest partition.
+//! When the disk fills anyway (the WAL's fault seam `debug_fault_disk_full_while_exists`), ingest
+//! refuses with 503 and TCP pauses, and both recover by themselves once space returns, without a
+//! restart and without losing or duplicating what was acknowledged.
 
 mod common;
 
-use common::{Cairn, TempDir, all_events, args, config_args, unique_token};
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::time::Instant;
+
+use common::{Cairn, DEADLINE, TempDir, all_events, args, config_args, unique_token};
 use serde_json::{Value, json};
 
 const DAY_SECS: i64 = 86_400;
@@ -129,5 +136,70 @@ fn a_disk_budget_drops_all_but_the_newest_partition() {
         metrics.contains("cairn_index_dropped_partitions_total 2"),
         "{metrics}"
     );
+    cairn.stop();
+}
+
+#[test]
+fn a_full_disk_refuses_ingest_and_recovers_by_itself_when_space_returns() {
+    let data = TempDir::new("retention-full");
+    let data_dir = data.path().join("data");
+    let flag = data.path().join("disk-is-full");
+    let config = config_args(
+        data.path(),
+        &format!(
+            "[wal]\ndebug_fault_disk_full_while_exists = \"{}\"\n[index]\ncommit_interval_ms = 100\n",
+            flag.display()
+        ),
+    );
+    let cairn = Cairn::start(&data_dir, &args(&config));
+    let token = unique_token("full");
+    let now = now_secs();
+    send_days(&cairn, &token, now, &[0], 3);
+
+    std::fs::write(&flag, b"").expect("fill the disk");
+    let body = json!({"ts": now, "message": format!("{token} refused")}).to_string();
+    let refused = cairn.post("/api/v1/ingest", &[], body.as_bytes());
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "storage_unavailable");
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        cairn.get("/readyz").status,
+        200,
+        "a full disk is not a failed WAL"
+    );
+    // A TCP line waits (the connection pauses) instead of being dropped.
+    let mut stream = TcpStream::connect(("127.0.0.1", cairn.syslog_port)).expect("connect");
+    stream
+        .write_all(format!("<13>Jan  5 10:00:00 h1 app: {token} tcpheld\n").as_bytes())
+        .expect("write");
+    cairn.stats_until("the tcp line held by the full disk", |stats| {
+        stats["received_by_source"]["syslog_tcp"] == 1
+            && stats["wal"]["disk_full_refusals"].as_u64().unwrap_or(0) >= 2
+    });
+
+    // Space returns: no restart, the next request is accepted and the held line goes through.
+    std::fs::remove_file(&flag).expect("free the disk");
+    let deadline = Instant::now() + DEADLINE;
+    let accepted = loop {
+        let body = json!({"ts": now, "message": format!("{token} accepted")}).to_string();
+        let response = cairn.post("/api/v1/ingest", &[], body.as_bytes());
+        if response.status == 200 || Instant::now() >= deadline {
+            break response;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(accepted.status, 200, "{}", accepted.text());
+    cairn.search_until(&token, 5);
+    let messages: Vec<String> = all_events(&cairn, &token)
+        .iter()
+        .map(|event| event["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(messages.len(), 5, "{messages:?}");
+    assert!(messages.iter().any(|message| message.ends_with("tcpheld")));
+    assert!(messages.iter().any(|message| message.ends_with("accepted")));
+    assert!(!messages.iter().any(|message| message.ends_with("refused")));
+    let stats = cairn.stats();
+    assert_eq!(stats["dropped_total"], 0, "{stats}");
+    drop(stream);
     cairn.stop();
 }
