@@ -256,6 +256,13 @@ fn raw_search_takes_url_queries_sorts_pages_and_msearch_in_elasticsearch_shape()
     assert_eq!(body["responses"][1]["status"], 400);
     assert_eq!(body["responses"][1]["error"]["type"], "parsing_exception");
 
+    // The mapping names the time field (Grafana reads it).
+    let mapping = cairn.get("/logs/_mapping").json();
+    assert_eq!(
+        mapping["logs"]["mappings"]["properties"]["@timestamp"]["type"],
+        "date"
+    );
+
     // Errors have Elasticsearch's shape and the product header.
     let response = cairn.post("/_search", &[], b"{\"size\": 5000}");
     assert_eq!(response.status, 400);

@@ -1,17 +1,25 @@
 //! Cairn's tantivy index: every event, searchable by the API within a commit interval.
 //!
-//! One [`EventIndex`] per data directory. The indexer thread takes the only [`EventWriter`]
-//! ([`EventIndex::writer`]), adds batches and commits about once a second with a
-//! [`CommitPayload`]; the API searches the same `EventIndex` (cloned or behind an `Arc`)
-//! concurrently with [`EventIndex::search`].
+//! One [`EventIndex`] per data directory: a set of **time partitions**, each a tantivy index
+//! holding the events of `partition_hours` of event time (a UTC day by default; layout and
+//! migration in `event_index.rs`). The indexer thread takes the only [`EventWriter`]
+//! ([`EventIndex::writer`]), adds batches (routed by event time) and commits about once a second
+//! with a [`CommitPayload`]; the API searches the same `EventIndex` (cloned or behind an `Arc`)
+//! concurrently with [`EventIndex::search`] (query text) or [`EventIndex::search_query`] (an
+//! [`EventQuery`] compiled with [`EventIndex::compile_query`]), with optional aggregations
+//! ([`AggregationRequest`]) merged over the partitions searched.
 //!
 //! # Invariants
-//! - **Single writer.** tantivy's directory lock allows one writer; a second
+//! - **Single writer.** `writer.lock` (flock) allows one writer; a second
 //!   [`EventIndex::writer`] fails with [`IndexError::Unavailable`] until the first is dropped.
 //! - **Commit payload = durable progress.** Each commit stores `{"last_seq", "wal_position"}` in
-//!   tantivy's `meta.json` atomically with the documents. After a restart,
-//!   [`EventIndex::last_commit`] says where `seq` numbering continues and where WAL replay starts;
-//!   uncommitted documents are gone and must come back from the WAL (exactly once).
+//!   the `meta.json` of every partition it changed, atomically with their documents, then in
+//!   `progress.json`. After a restart, [`EventIndex::last_commit`] says where `seq` numbering
+//!   continues and where WAL replay starts, and a partition that committed further skips what
+//!   it holds ([`EventWriter::add_record`]); uncommitted documents are gone and come back from
+//!   the WAL, exactly once (see `progress.rs`).
+//! - **Retention drops whole partitions**, oldest first, never the newest nor one with
+//!   uncommitted events ([`RetentionPolicy`], `writer.rs`).
 //! - **Searchers see commits only.** The reader reloads inside [`EventWriter::commit`], so an
 //!   event is searchable as soon as the commit that contains it returns.
 //! - **Order.** Search results are newest first by `(ts, seq)` descending; `seq` is unique, so the
@@ -58,8 +66,7 @@
 //! (`document.rs`): no `TantivyDocument` and no per-field `String`s; each document owns a clone of
 //! the `Event` (a refcount bump on the frame plus its small vectors).
 //!
-//! This crate does not parse, match or correlate, and has no retention yet (one index, no time
-//! partitions).
+//! This crate does not parse, match or correlate.
 
 mod aggregation;
 mod document;

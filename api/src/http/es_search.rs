@@ -204,6 +204,34 @@ pub(super) async fn msearch(
     )
 }
 
+/// `GET /_mapping` and `GET /{index}/_mapping`: the fixed part of the `_source` of hits, with
+/// Elasticsearch types (Grafana lists fields and finds the time field from it). Dynamic fields
+/// (`user`, `sd.*`) are not listed but can be queried and aggregated.
+pub(super) async fn mapping(index: Option<Path<String>>) -> Response {
+    let name = index.map_or_else(|| DEFAULT_INDEX_NAME.to_owned(), |Path(name)| name);
+    let keyword = json!({"type": "keyword"});
+    let properties = json!({
+        "@timestamp": {"type": "date"},
+        "message": {"type": "text"},
+        "host": {"properties": {"name": keyword}},
+        "process": {"properties": {"name": keyword, "pid": keyword}},
+        "log": {"properties": {
+            "level": keyword,
+            "syslog": {"properties": {"facility": {"properties": {"name": keyword}}, "msgid": keyword}},
+        }},
+        "event": {"properties": {
+            "created": {"type": "date"},
+            "original": {"type": "keyword", "index": false},
+            "sequence": {"type": "long"},
+        }},
+        "rule": {"properties": {"id": keyword, "name": {"type": "text"}}},
+    });
+    elastic_json(
+        StatusCode::OK,
+        &json!({ name: {"mappings": {"properties": properties}} }),
+    )
+}
+
 fn respond(result: Result<Value, EsError>) -> Response {
     match result {
         Ok(body) => elastic_json(StatusCode::OK, &body),

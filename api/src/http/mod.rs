@@ -169,6 +169,8 @@ pub fn router(state: AppState) -> Router {
             "/{index}/_msearch",
             get(es_search::msearch).post(es_search::msearch),
         )
+        .route("/_mapping", get(es_search::mapping))
+        .route("/{index}/_mapping", get(es_search::mapping))
         .route("/metrics", get(status::metrics))
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
