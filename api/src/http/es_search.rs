@@ -145,7 +145,7 @@ pub(super) async fn search_all(
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    respond(search(&state, DEFAULT_INDEX_NAME, &params, &body).await)
+    respond(search(&state, DEFAULT_INDEX_NAME, &params, body).await)
 }
 
 /// `GET|POST /{index}/_search`.
@@ -156,7 +156,7 @@ pub(super) async fn search_index(
     body: Bytes,
 ) -> Response {
     let name = index.split(',').next().unwrap_or(DEFAULT_INDEX_NAME);
-    respond(search(&state, name, &params, &body).await)
+    respond(search(&state, name, &params, body).await)
 }
 
 /// `GET|POST /_msearch` and `/{index}/_msearch`: NDJSON of (header, body) pairs; each answer in
@@ -189,7 +189,7 @@ pub(super) async fn msearch(
                 .to_owned(),
             _ => DEFAULT_INDEX_NAME.to_owned(),
         };
-        let answer = match search(&state, &name, &params, pair[1]).await {
+        let answer = match search(&state, &name, &params, body.slice_ref(pair[1])).await {
             Ok(mut answer) => {
                 answer["status"] = json!(200);
                 answer
@@ -239,27 +239,30 @@ fn respond(result: Result<Value, EsError>) -> Response {
     }
 }
 
-/// Parses, runs and renders one search.
+/// Parses, runs and renders one search, all on the blocking pool (a body can be large).
 async fn search(
     state: &AppState,
     index_name: &str,
     params: &HashMap<String, String>,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Value, EsError> {
     let started = Instant::now();
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|error| EsError::parsing(format!("request body is not JSON: {error}")))?
-    };
-    let plan = SearchPlan::parse(&body, params)?;
     let index = std::sync::Arc::clone(&state.inner.index);
-    let run = tokio::task::spawn_blocking(move || plan.run(&index))
-        .await
-        .map_err(|error| EsError::from(IndexError::Internal(error.to_string())))?;
-    let (plan_from, response) = run?;
-    Ok(render(index_name, plan_from, response, started))
+    let params = params.clone();
+    let index_name = index_name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|error| EsError::parsing(format!("request body is not JSON: {error}")))?
+        };
+        let plan = SearchPlan::parse(&body, &params)?;
+        let (skip, response) = plan.run(&index)?;
+        Ok(render(&index_name, skip, response, started))
+    })
+    .await
+    .map_err(|error| EsError::from(IndexError::Internal(error.to_string())))?
 }
 
 /// A translated request.
