@@ -383,7 +383,10 @@ fn indexer_loop(
                 }
             }
         }
-        if closed || last_commit.elapsed() >= commit_interval || writer.wants_commit() {
+        // Too many partition writers open (a backfill over many days): commit early so that the
+        // idle ones close, but not more often than ten times per interval should commits fail.
+        let early = writer.wants_commit() && last_commit.elapsed() >= commit_interval / 10;
+        if closed || early || last_commit.elapsed() >= commit_interval {
             let position = sequencer.next();
             if (pending > 0 || position > committed_position)
                 && commit(

@@ -1026,3 +1026,76 @@ fn more_partitions_than_open_writers_ask_for_a_commit_and_close_the_idle_ones() 
     assert!(!writer.wants_commit());
     assert_eq!(index.doc_count(), 3);
 }
+
+#[test]
+fn structured_queries_compile_to_the_same_matches_as_query_text() {
+    use cairn_index::{EventQuery, QueryValue, RangeValue};
+    use std::ops::Bound;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = sample_index(dir.path());
+    let run = |query: EventQuery| -> Vec<u64> {
+        let compiled = index.compile_query(&query).expect("compile");
+        index
+            .search_query(compiled.as_ref(), &request(""))
+            .expect("search")
+            .events
+            .iter()
+            .map(|hit| hit.seq)
+            .collect()
+    };
+    let text = |value: &str| QueryValue::Text(value.to_owned());
+    let term = |field: &str, value: QueryValue| EventQuery::Term {
+        field: field.to_owned(),
+        value,
+    };
+    // Hostnames are case-insensitive, as in query text.
+    assert_eq!(run(term("host", text("WEB1"))), [1]);
+    assert_eq!(run(term("severity", text("err"))), [3]);
+    assert_eq!(run(term("fields.user", text("alice"))), [2]);
+    assert_eq!(run(term("fields.port", QueryValue::Integer(22))), [1]);
+    assert_eq!(run(term("seq", QueryValue::Integer(2))), [2]);
+    let matching = |words: &str, all_words| EventQuery::Match {
+        field: "message".to_owned(),
+        text: words.to_owned(),
+        all_words,
+    };
+    assert_eq!(run(matching("root alice", false)), [2, 1]);
+    assert_eq!(run(matching("failed password", true)), [3, 1]);
+    let phrase = EventQuery::Phrase {
+        field: "message".to_owned(),
+        text: "Failed password".to_owned(),
+    };
+    assert_eq!(run(phrase), [1]);
+    let range = EventQuery::Range {
+        field: "ts".to_owned(),
+        lower: Bound::Included(RangeValue::Time(Timestamp(BASE_TS + SECOND))),
+        upper: Bound::Unbounded,
+    };
+    assert_eq!(run(range.clone()), [3, 2]);
+    let everything_but_db1 = EventQuery::Bool {
+        must: vec![range],
+        should: Vec::new(),
+        must_not: vec![term("host", text("db1"))],
+        minimum_should_match: None,
+    };
+    assert_eq!(run(everything_but_db1), [2]);
+    let any_word = EventQuery::Text {
+        query: "root alice".to_owned(),
+        any_word: true,
+    };
+    assert_eq!(run(any_word), [2, 1]);
+    for bad in [
+        term("nope", text("x")),
+        term("seq", text("x")),
+        EventQuery::Range {
+            field: "host".to_owned(),
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+        },
+    ] {
+        assert!(
+            matches!(index.compile_query(&bad), Err(IndexError::BadQuery(_))),
+            "{bad:?}"
+        );
+    }
+}
