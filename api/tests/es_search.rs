@@ -233,12 +233,29 @@ fn raw_search_takes_url_queries_sorts_pages_and_msearch_in_elasticsearch_shape()
     assert_eq!((first.len(), second.len()), (5, 5));
     assert!(first.is_disjoint(&second));
 
-    // _msearch (Grafana): one answer per search, a failure in place.
+    // _msearch as Grafana sends it: one answer per search, a failure in place.
+    let base_ms = BASE_SECS * 1000;
+    let two_days_ms = 2 * 86_400_000 - 1;
     let msearch = format!(
         "{}\n{}\n{}\n{}\n",
-        json!({"index": "logs"}),
-        json!({"size": 0, "query": {"query_string": {"query": token}},
-               "aggs": {"t": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d", "min_doc_count": 0, "format": "epoch_millis"}}}}),
+        json!({"search_type": "query_then_fetch", "ignore_unavailable": true, "index": "logs"}),
+        json!({
+            "size": 0,
+            "query": {"bool": {"filter": [
+                {"range": {"@timestamp": {
+                    "gte": base_ms, "lte": base_ms + two_days_ms, "format": "epoch_millis"
+                }}},
+                {"query_string": {"analyze_wildcard": true, "query": token}},
+            ]}},
+            "aggs": {"2": {
+                "date_histogram": {
+                    "field": "@timestamp", "fixed_interval": "1d", "min_doc_count": "0",
+                    "extended_bounds": {"min": base_ms, "max": base_ms + two_days_ms},
+                    "format": "epoch_millis",
+                },
+                "aggs": {},
+            }},
+        }),
         json!({"index": "logs"}),
         json!({"query": {"regexp": {"message": ".*"}}}),
     );
@@ -249,8 +266,9 @@ fn raw_search_takes_url_queries_sorts_pages_and_msearch_in_elasticsearch_shape()
     );
     assert_eq!(response.status, 200, "{}", response.text());
     let body = response.json();
-    let days = &body["responses"][0]["aggregations"]["t"]["buckets"];
-    assert_eq!(days[0]["key"], BASE_SECS * 1000);
+    assert_eq!(body["responses"][0]["hits"]["total"]["value"], 24, "{body}");
+    let days = &body["responses"][0]["aggregations"]["2"]["buckets"];
+    assert_eq!(days[0]["key"], base_ms);
     assert_eq!(days[0]["doc_count"], 12);
     assert_eq!(days[1]["doc_count"], 12);
     assert_eq!(body["responses"][1]["status"], 400);

@@ -186,6 +186,16 @@ fn normalise(
                     "aggregation `{name}`: `{kind}` must be an object"
                 )));
             };
+            // Grafana sends some numbers as strings (`"min_doc_count": "0"`).
+            for key in ["size", "min_doc_count", "shard_size", "segment_size"] {
+                if let Some(number) = options
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .and_then(|text| text.parse::<u64>().ok())
+                {
+                    options.insert(key.to_owned(), Value::from(number));
+                }
+            }
             if let Some(Value::String(field)) = options.get("field") {
                 let renamed = rename(field)
                     .filter(|renamed| is_aggregatable(renamed))
@@ -395,6 +405,12 @@ mod tests {
         assert!(AggregationRequest::from_json(weekly, &same).is_err());
         let zoned = serde_json::json!({"x": {"date_histogram": {"field": "ts", "fixed_interval": "1h", "time_zone": "Europe/Paris"}}});
         assert!(AggregationRequest::from_json(zoned, &same).is_err());
+        // What Grafana sends: numbers as strings, bounds as strings, epoch_millis format.
+        let grafana = serde_json::json!({"2": {"date_histogram": {
+            "field": "ts", "interval": "10s", "min_doc_count": "0", "format": "epoch_millis",
+            "extended_bounds": {"min": "1700000000000", "max": "1700000600000"}
+        }, "aggs": {}}, "3": {"terms": {"field": "host", "size": "5", "order": {"_key": "desc"}}}});
+        assert!(AggregationRequest::from_json(grafana, &same).is_ok());
         let unknown = serde_json::json!({"x": {"terms": {"field": "nope"}}});
         assert!(AggregationRequest::from_json(unknown, &same).is_err());
     }
