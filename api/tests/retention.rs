@@ -24,6 +24,12 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
+/// Noon (UTC) of today: events "N days ago" from it fall in distinct days whatever the time of
+/// the run, and none is in the future by more than a day.
+fn noon_today() -> i64 {
+    now_secs() / DAY_SECS * DAY_SECS + DAY_SECS / 2
+}
+
 /// Sends `per_day` events `days_ago` days before `now`, each message `<token> d<days_ago>`.
 fn send_days(cairn: &Cairn, token: &str, now: i64, days_ago: &[i64], per_day: usize) {
     let body: String = days_ago
@@ -73,7 +79,7 @@ fn old_days_get_partitions_and_retention_drops_the_oldest_while_search_keeps_wor
     let data = TempDir::new("retention-age");
     let data_dir = data.path().join("data");
     let token = unique_token("keep");
-    let now = now_secs();
+    let now = noon_today();
     let cairn = Cairn::start(&data_dir, &[]);
     send_days(&cairn, &token, now, &[10, 6, 1, 0], 5);
     cairn.search_until(&token, 20);
@@ -114,7 +120,7 @@ fn a_disk_budget_drops_all_but_the_newest_partition() {
     let data = TempDir::new("retention-disk");
     let data_dir = data.path().join("data");
     let token = unique_token("budget");
-    let now = now_secs();
+    let now = noon_today();
     let cairn = Cairn::start(&data_dir, &[]);
     send_days(&cairn, &token, now, &[3, 2, 0], 4);
     cairn.search_until(&token, 12);
