@@ -1233,4 +1233,36 @@ servce = \"x\"
             .validate()
             .expect("deploy/cairn.toml validates");
     }
+
+    #[test]
+    fn index_retention_keys_are_checked_and_converted() {
+        let config = ConfigFile::from_toml(
+            "[index]\npartition_hours = 6\nretention_days = 7\nmax_disk_gb = 2\n",
+        )
+        .expect("toml")
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            config.index_retention,
+            cairn_index::RetentionPolicy {
+                partition_hours: 6,
+                max_age: Some(Duration::from_secs(7 * 86_400)),
+                max_disk_bytes: Some(2 << 30),
+            }
+        );
+        for (bad, key) in [
+            ("partition_hours = 0", "index.partition_hours"),
+            ("retention_days = 0", "index.retention_days"),
+            (
+                "max_disk_gb = 1\nmax_disk_bytes = 5",
+                "index.max_disk_bytes",
+            ),
+        ] {
+            let error = ConfigFile::from_toml(&format!("[index]\n{bad}\n"))
+                .expect("toml")
+                .validate()
+                .expect_err(bad);
+            assert!(error.to_string().contains(key), "{bad}: {error}");
+        }
+    }
 }
