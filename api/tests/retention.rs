@@ -298,9 +298,12 @@ fn sigkill_while_commits_span_partitions_loses_and_duplicates_nothing_acknowledg
         .collect();
     assert!(
         lost.is_empty(),
-        "lost {} of {}: {lost:?}",
+        "lost {} of {}: {lost:?}; found {}; stats {}; log:\n{}",
         lost.len(),
-        acknowledged.len()
+        acknowledged.len(),
+        counts.len(),
+        cairn.stats(),
+        cairn.log()
     );
     let stats = cairn.stats();
     assert_eq!(partition_names(&stats).len(), 3, "{stats}");

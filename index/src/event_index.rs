@@ -286,7 +286,10 @@ fn partition_dirs(dir: &Path) -> Result<Vec<(PartitionKey, PathBuf)>, IndexError
 
 /// Where the index as a whole stands after a restart: `progress.json`, or (a legacy index, or a
 /// crash before the first progress was written) the smallest position any partition committed,
-/// with the largest `last_seq` anywhere.
+/// with the largest `last_seq` anywhere. Without `progress.json`, a partition with no payload
+/// may have lost events of any record to the crash (it was created, written and never
+/// committed), so replay starts at the WAL's oldest record (`None`); partitions that did commit
+/// skip what they hold.
 fn combined_progress(
     progress: Option<CommitPayload>,
     partitions: &[Arc<Partition>],
@@ -301,7 +304,15 @@ fn combined_progress(
         .max()?;
     let wal_position = match progress {
         Some(progress) => progress.wal_position,
-        None => payloads.filter_map(|payload| payload.wal_position).min(),
+        None => partitions
+            .iter()
+            .map(|partition| {
+                partition
+                    .payload_on_open
+                    .and_then(|payload| payload.wal_position)
+            })
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|positions| positions.into_iter().min()),
     };
     Some(CommitPayload {
         last_seq,

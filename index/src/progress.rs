@@ -13,6 +13,8 @@
 //! - replay starts at `progress` and each partition skips the records it already holds
 //!   (`record end <= its position`). Exactly once, without any partition being ahead or behind
 //!   unnoticed.
+//! - before the first `progress.json` (a crash in the first commit round), a partition without a
+//!   payload may miss events of any record, so replay starts at the WAL's oldest record.
 
 use std::io::Write as _;
 use std::path::Path;

@@ -1099,3 +1099,47 @@ fn structured_queries_compile_to_the_same_matches_as_query_text() {
         );
     }
 }
+
+/// Regression: a crash during the very first commit round left one partition committed and
+/// another never committed, and no progress.json; replay must start at the WAL's oldest record
+/// (the uncommitted partition lost events of every record), not at the committed one's position.
+#[test]
+fn without_progress_a_partition_never_committed_means_replay_from_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let index = open(dir.path());
+        let mut writer = index.writer().expect("writer");
+        let events = [
+            event(1, BASE_TS, "h", "a", Severity::Notice, "one"),
+            event(2, BASE_TS + DAY, "h", "a", Severity::Notice, "two"),
+        ];
+        writer.add_record(100, &events).expect("add");
+        writer.commit(&payload(2, 100)).expect("commit");
+    }
+    std::fs::remove_file(dir.path().join("progress.json")).expect("no progress");
+    let meta_path = dir.path().join("20240102T00-24h/meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("read")).expect("json");
+    meta["payload"] = serde_json::Value::Null;
+    std::fs::write(&meta_path, meta.to_string()).expect("write");
+    let index = open(dir.path());
+    assert_eq!(
+        index.last_commit(),
+        Some(CommitPayload {
+            last_seq: Seq(2),
+            wal_position: None,
+        })
+    );
+    // Replayed from the start: the committed partition skips the record, the other takes it.
+    let mut writer = index.writer().expect("writer");
+    let outcome = writer
+        .add_record(
+            100,
+            &[
+                event(1, BASE_TS, "h", "a", Severity::Notice, "one"),
+                event(2, BASE_TS + DAY, "h", "a", Severity::Notice, "two"),
+            ],
+        )
+        .expect("replay");
+    assert_eq!((outcome.added, outcome.already_indexed), (1, 1));
+}
