@@ -388,6 +388,9 @@ pub struct WalSection {
     /// Test only, never in production: every WAL fsync fails once this many bytes were written
     /// (the WAL then stops for good, as after a real failed fsync). Unset by default.
     pub debug_fault_fail_fsync_after_bytes: Option<u64>,
+    /// Test only, never in production: the WAL's disk is full while this file exists (appends
+    /// fail as "disk full"), and has room again once it is deleted. Unset by default.
+    pub debug_fault_disk_full_while_exists: Option<PathBuf>,
 }
 
 impl Default for WalSection {
@@ -399,6 +402,7 @@ impl Default for WalSection {
             max_record_mb: 32,
             debug_fault_disk_budget_bytes: None,
             debug_fault_fail_fsync_after_bytes: None,
+            debug_fault_disk_full_while_exists: None,
         }
     }
 }
@@ -423,6 +427,18 @@ impl cairn_ingest::wal::FaultInjection for FailSyncsAfter {
             return Err(std::io::Error::other("injected fsync failure"));
         }
         Ok(())
+    }
+}
+
+/// The `debug_fault_disk_full_while_exists` fault: no byte can be written while `flag` exists.
+#[derive(Debug)]
+struct DiskFullWhileExists {
+    flag: PathBuf,
+}
+
+impl cairn_ingest::wal::FaultInjection for DiskFullWhileExists {
+    fn writable_bytes(&self, len: usize) -> usize {
+        if self.flag.exists() { 0 } else { len }
     }
 }
 
@@ -482,22 +498,27 @@ impl WalSection {
                 ),
             });
         }
+        let faults_set = usize::from(self.debug_fault_disk_budget_bytes.is_some())
+            + usize::from(self.debug_fault_fail_fsync_after_bytes.is_some())
+            + usize::from(self.debug_fault_disk_full_while_exists.is_some());
+        if faults_set > 1 {
+            return Err(ConfigError::Invalid {
+                key: "wal.debug_fault_fail_fsync_after_bytes",
+                message: "set at most one debug fault".to_string(),
+            });
+        }
         let fault_injection: Option<std::sync::Arc<dyn cairn_ingest::wal::FaultInjection>> = match (
             self.debug_fault_disk_budget_bytes,
             self.debug_fault_fail_fsync_after_bytes,
+            self.debug_fault_disk_full_while_exists,
         ) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid {
-                    key: "wal.debug_fault_fail_fsync_after_bytes",
-                    message: "set at most one debug fault".to_string(),
-                });
-            }
-            (Some(budget), None) => Some(std::sync::Arc::new(DiskBudget::new(budget))),
-            (None, Some(threshold)) => Some(std::sync::Arc::new(FailSyncsAfter {
+            (Some(budget), _, _) => Some(std::sync::Arc::new(DiskBudget::new(budget))),
+            (None, Some(threshold), _) => Some(std::sync::Arc::new(FailSyncsAfter {
                 written: std::sync::atomic::AtomicU64::new(0),
                 threshold,
             })),
-            (None, None) => None,
+            (None, None, Some(flag)) => Some(std::sync::Arc::new(DiskFullWhileExists { flag })),
+            (None, None, None) => None,
         };
         if fault_injection.is_some() {
             tracing::warn!("wal: a debug fault is configured; never do this in production");
@@ -1024,6 +1045,17 @@ pub struct IndexSection {
     /// tantivy indexing threads; 0 = one per core (at most 4). Indexing is the costliest stage.
     /// Default 0.
     pub writer_threads: usize,
+    /// Hours of event time per index partition (1..=8760), on the UTC grid: 24 is one partition
+    /// per UTC day. Retention drops whole partitions. Default 24.
+    pub partition_hours: u32,
+    /// Drop partitions whose span ended more than this many days ago (and do not index events
+    /// that old). Unset (default): keep forever.
+    pub retention_days: Option<u32>,
+    /// Drop the oldest partitions while the index takes more than this many GiB (never the
+    /// newest one). Unset (default): no budget. At most one of this and `max_disk_bytes`.
+    pub max_disk_gb: Option<u64>,
+    /// As `max_disk_gb`, in bytes.
+    pub max_disk_bytes: Option<u64>,
 }
 
 impl Default for IndexSection {
@@ -1032,7 +1064,46 @@ impl Default for IndexSection {
             commit_interval_ms: 1000,
             writer_memory_mb: 128,
             writer_threads: 0,
+            partition_hours: 24,
+            retention_days: None,
+            max_disk_gb: None,
+            max_disk_bytes: None,
         }
+    }
+}
+
+impl IndexSection {
+    /// The partitioning and retention keys, checked.
+    fn retention(&self) -> Result<cairn_index::RetentionPolicy, ConfigError> {
+        if !(1..=8760).contains(&self.partition_hours) {
+            return Err(ConfigError::Invalid {
+                key: "index.partition_hours",
+                message: "must be between 1 and 8760".to_string(),
+            });
+        }
+        if self.retention_days == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "index.retention_days",
+                message: "must be at least 1 (leave it unset to keep everything)".to_string(),
+            });
+        }
+        let max_disk_bytes = match (self.max_disk_gb, self.max_disk_bytes) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "index.max_disk_bytes",
+                    message: "set at most one of max_disk_gb and max_disk_bytes".to_string(),
+                });
+            }
+            (Some(gigabytes), None) => Some(gigabytes.saturating_mul(1 << 30)),
+            (None, bytes) => bytes,
+        };
+        Ok(cairn_index::RetentionPolicy {
+            partition_hours: self.partition_hours,
+            max_age: self
+                .retention_days
+                .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
+            max_disk_bytes,
+        })
     }
 }
 
@@ -1103,6 +1174,8 @@ pub struct Config {
     pub commit_interval: Duration,
     pub writer_memory_bytes: usize,
     pub writer_threads: usize,
+    /// `[index]` partitioning and retention.
+    pub index_retention: cairn_index::RetentionPolicy,
     pub default_timezone: jiff::tz::TimeZone,
     pub max_json_fields: usize,
     pub max_json_depth: usize,
@@ -1292,6 +1365,7 @@ impl ConfigFile {
             commit_interval: Duration::from_millis(self.index.commit_interval_ms),
             writer_memory_bytes: self.index.writer_memory_mb << 20,
             writer_threads,
+            index_retention: self.index.retention()?,
             default_timezone,
             max_json_fields: positive("parse.max_json_fields", self.parse.max_json_fields)?,
             max_json_depth: positive("parse.max_json_depth", self.parse.max_json_depth)?,
@@ -1682,5 +1756,37 @@ servce = \"x\"
             .expect("deploy/cairn.toml parses")
             .validate()
             .expect("deploy/cairn.toml validates");
+    }
+
+    #[test]
+    fn index_retention_keys_are_checked_and_converted() {
+        let config = ConfigFile::from_toml(
+            "[index]\npartition_hours = 6\nretention_days = 7\nmax_disk_gb = 2\n",
+        )
+        .expect("toml")
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            config.index_retention,
+            cairn_index::RetentionPolicy {
+                partition_hours: 6,
+                max_age: Some(Duration::from_secs(7 * 86_400)),
+                max_disk_bytes: Some(2 << 30),
+            }
+        );
+        for (bad, key) in [
+            ("partition_hours = 0", "index.partition_hours"),
+            ("retention_days = 0", "index.retention_days"),
+            (
+                "max_disk_gb = 1\nmax_disk_bytes = 5",
+                "index.max_disk_bytes",
+            ),
+        ] {
+            let error = ConfigFile::from_toml(&format!("[index]\n{bad}\n"))
+                .expect("toml")
+                .validate()
+                .expect_err(bad);
+            assert!(error.to_string().contains(key), "{bad}: {error}");
+        }
     }
 }

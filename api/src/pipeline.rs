@@ -493,16 +493,18 @@ fn indexer_loop(
             // Fails only once the stage has stopped (shutdown): nothing left to tell it.
             let _ = correlation.skips.send(CorrelationInput::Skip(skipped));
         }
-        while let Some((_range, batch)) = sequencer.pop() {
+        while let Some((range, batch)) = sequencer.pop() {
             let count = batch.len() as u64;
             held_back -= count;
             if let Some(max_seq) = batch.iter().map(|event| event.seq).max() {
                 last_seq = last_seq.max(max_seq);
             }
-            match writer.add_batch(&batch) {
-                Ok(added) => {
-                    pending += added;
-                    stats.record_dropped(DropReason::IndexError, count.saturating_sub(added));
+            match writer.add_record(range.end.0, &batch) {
+                Ok(outcome) => {
+                    pending += outcome.added;
+                    // A partition that committed this record before a crash holds it already.
+                    stats.record_dropped(DropReason::AlreadyIndexed, outcome.already_indexed);
+                    stats.record_dropped(DropReason::Expired, outcome.expired);
                     indexed.publish(batch);
                 }
                 Err(error) => {
@@ -511,7 +513,10 @@ fn indexer_loop(
                 }
             }
         }
-        if closed || last_commit.elapsed() >= commit_interval {
+        // Too many partition writers open (a backfill over many days): commit early so that the
+        // idle ones close, but not more often than ten times per interval should commits fail.
+        let early = writer.wants_commit() && last_commit.elapsed() >= commit_interval / 10;
+        if closed || early || last_commit.elapsed() >= commit_interval {
             let position = sequencer.next();
             if (pending > 0 || position > committed_position)
                 && commit(
@@ -536,6 +541,9 @@ fn indexer_loop(
             }
             last_commit = Instant::now();
         }
+        // Drops index partitions past retention (checks every few seconds, never touches
+        // uncommitted events).
+        writer.run_retention_if_due();
         if closed {
             if pending + held_back > 0 {
                 // Not committed: the WAL still has them and the next start replays them.

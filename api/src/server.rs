@@ -103,6 +103,7 @@ pub async fn run(
         IndexOptions {
             writer_memory_bytes: config.writer_memory_bytes,
             writer_threads: config.writer_threads,
+            retention: config.index_retention,
             ..IndexOptions::default()
         },
     )?);

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cairn, DEADLINE, TempDir, all_events, http_request};
+use common::{Cairn, DEADLINE, Random, TempDir, all_events, http_request};
 
 const RULES: &str = r"
 title: crash test ssh failure
@@ -231,18 +231,6 @@ fn chunk_numbers(chunk: usize) -> Vec<usize> {
     (chunk * CHUNK..(chunk + 1) * CHUNK)
         .filter(|n| *n < EVENTS)
         .collect()
-}
-
-/// A small xorshift generator for the kill points; the seed is printed.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]

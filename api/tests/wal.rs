@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cairn, DEADLINE, TempDir, all_events, args, config_args, http_request, unique_token};
+use common::{
+    Cairn, DEADLINE, Random, TempDir, all_events, args, config_args, http_request, unique_token,
+};
 use serde_json::Value;
 
 /// How many times each event id (the word after the token) occurs among the events matching the
@@ -71,19 +73,6 @@ fn segments(wal_dir: &Path) -> Vec<PathBuf> {
         .collect();
     paths.sort();
     paths
-}
-
-/// A small xorshift generator: the kill points are random, and the seed is printed so that a
-/// failing run can be understood.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]

@@ -99,6 +99,7 @@ impl IndexError {
             | TantivyError::Poisoned
             | TantivyError::SystemError(_) => IndexError::Unavailable(error.to_string()),
             TantivyError::FieldNotFound(_)
+            | TantivyError::AggregationError(_)
             | TantivyError::InvalidArgument(_)
             | TantivyError::SchemaError(_) => IndexError::BadQuery(error.to_string()),
             other => IndexError::Internal(other.to_string()),

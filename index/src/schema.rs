@@ -3,11 +3,11 @@
 
 use tantivy::Index;
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, IpAddrOptions, JsonObjectOptions,
-    NumericOptions, Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, Field, FieldEntry, IndexRecordOption, IpAddrOptions,
+    JsonObjectOptions, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenizerManager,
 };
 
 /// Tokenizer of `message`: split on non-alphanumerics, drop tokens over
@@ -119,7 +119,7 @@ pub(crate) fn build_schema() -> (Schema, EventFields) {
             SEVERITY_CODE,
             NumericOptions::default().set_indexed().set_fast(),
         ),
-        facility: builder.add_text_field(FACILITY, keyword(RAW_TOKENIZER)),
+        facility: builder.add_text_field(FACILITY, keyword(RAW_TOKENIZER).set_fast(RAW_TOKENIZER)),
         format: builder.add_text_field(FORMAT, keyword(RAW_TOKENIZER)),
         source: builder.add_text_field(SOURCE, keyword(RAW_TOKENIZER)),
         flags: builder.add_text_field(FLAGS, keyword(RAW_TOKENIZER)),
@@ -131,6 +131,7 @@ pub(crate) fn build_schema() -> (Schema, EventFields) {
             FIELDS,
             JsonObjectOptions::default()
                 .set_stored()
+                .set_fast(RAW_TOKENIZER)
                 .set_expand_dots_enabled()
                 .set_indexing_options(
                     TextFieldIndexing::default()
@@ -155,6 +156,12 @@ pub(crate) fn build_schema() -> (Schema, EventFields) {
 /// Registers the tokenizers the schema names. Tokenizers are not persisted with the index, so
 /// this runs on every open, before any writer or query parser is made.
 pub(crate) fn register_tokenizers(index: &Index) {
+    register_tokenizers_in(index.tokenizers(), index.fast_field_tokenizer());
+}
+
+/// Registers the schema's tokenizers in `tokenizers` (indexing and queries) and `fast`
+/// (fast-field values).
+pub(crate) fn register_tokenizers_in(tokenizers: &TokenizerManager, fast: &TokenizerManager) {
     let text = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(MAX_TEXT_TOKEN_BYTES))
         .filter(LowerCaser)
@@ -162,28 +169,39 @@ pub(crate) fn register_tokenizers(index: &Index) {
     let keyword_lower = TextAnalyzer::builder(RawTokenizer::default())
         .filter(LowerCaser)
         .build();
-    index.tokenizers().register(TEXT_TOKENIZER, text);
-    index
-        .tokenizers()
-        .register(KEYWORD_LOWER_TOKENIZER, keyword_lower.clone());
-    index
-        .fast_field_tokenizer()
-        .register(KEYWORD_LOWER_TOKENIZER, keyword_lower);
+    tokenizers.register(TEXT_TOKENIZER, text);
+    tokenizers.register(KEYWORD_LOWER_TOKENIZER, keyword_lower.clone());
+    fast.register(KEYWORD_LOWER_TOKENIZER, keyword_lower);
 }
 
-/// Checks that `on_disk` has every field of `expected` with the same options; returns the first
-/// difference.
+/// Checks that `on_disk` has every field of `expected` with the same options, fast-field options
+/// aside; returns the first difference.
+///
+/// Whether a field is fast only decides whether it can be aggregated, so an index written before
+/// a field became fast stays usable (its documents add no buckets for that field).
 pub(crate) fn schema_difference(expected: &Schema, on_disk: &Schema) -> Option<String> {
     for (_, expected_entry) in expected.fields() {
         let name = expected_entry.name();
         let Ok(field) = on_disk.get_field(name) else {
             return Some(format!("field `{name}` is missing"));
         };
-        if on_disk.get_field_entry(field) != expected_entry {
+        if without_fast(expected_entry) != without_fast(on_disk.get_field_entry(field)) {
             return Some(format!("field `{name}` has different options"));
         }
     }
     None
+}
+
+/// A field entry as JSON without its `fast` option.
+fn without_fast(entry: &FieldEntry) -> serde_json::Value {
+    let mut json = serde_json::to_value(entry).unwrap_or_default();
+    if let Some(options) = json
+        .get_mut("options")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        options.remove("fast");
+    }
+    json
 }
 
 #[cfg(test)]
@@ -201,5 +219,19 @@ mod tests {
             schema_difference(&schema, &other).as_deref(),
             Some("field `seq` has different options")
         );
+    }
+
+    #[test]
+    fn fast_options_alone_are_not_a_difference() {
+        let (schema, _) = build_schema();
+        let mut builder = Schema::builder();
+        for (_, entry) in schema.fields() {
+            let mut json = serde_json::to_value(entry).expect("entry json");
+            if entry.name() == FIELDS {
+                json["options"]["fast"] = serde_json::Value::Bool(false);
+            }
+            builder.add_field(serde_json::from_value(json).expect("entry back"));
+        }
+        assert_eq!(schema_difference(&schema, &builder.build()), None);
     }
 }

@@ -13,14 +13,15 @@ use tantivy::schema::document::CompactDocValue;
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf, Value};
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::aggregation::AggregationRequest;
 use crate::error::IndexError;
 use crate::schema::{self, EventFields};
 
 /// Most events one search returns; larger limits are clamped.
 pub const MAX_SEARCH_LIMIT: usize = 1000;
 
-/// One search: a query, an event-time range and a page.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One search: a query, an event-time range, a page and optional aggregations.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchRequest {
     /// tantivy query syntax over `message` by default; empty (or blank) matches every event.
     pub query: String,
@@ -32,6 +33,11 @@ pub struct SearchRequest {
     pub limit: usize,
     /// `next_cursor` of a previous page: only events strictly after it (older) are returned.
     pub cursor: Option<String>,
+    /// Aggregations over every event that matches the query and the time range (the cursor and
+    /// the limit do not restrict them).
+    pub aggregations: Option<AggregationRequest>,
+    /// Oldest first instead of newest first (cursors of one order do not work in the other).
+    pub oldest_first: bool,
 }
 
 /// One page of results, newest first by `(ts, seq)`.
@@ -42,6 +48,10 @@ pub struct SearchResponse {
     pub events: Vec<EventHit>,
     /// Present when more events follow this page; pass it back as [`SearchRequest::cursor`].
     pub next_cursor: Option<String>,
+    /// The results of [`SearchRequest::aggregations`], Elasticsearch-shaped (see
+    /// [`AggregationRequest`]); absent when none were asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregations: Option<serde_json::Value>,
 }
 
 /// An event as the API shows it.
@@ -107,6 +117,9 @@ impl SortKey {
 pub(crate) struct NewestFirst {
     pub limit: usize,
     pub after: Option<SortKey>,
+    /// Collect the oldest instead: keys are mirrored (`!ts`, `!seq`), which reverses their
+    /// order, so the same code keeps the "largest" keys.
+    pub oldest_first: bool,
 }
 
 /// What one segment (and, merged, the whole search) found.
@@ -135,6 +148,7 @@ impl Collector for NewestFirst {
             seq: segment.fast_fields().u64(schema::SEQ)?,
             limit: self.limit,
             after: self.after,
+            oldest_first: self.oldest_first,
             total: 0,
             after_cursor: 0,
             heap: BinaryHeap::with_capacity(self.limit.min(MAX_SEARCH_LIMIT)),
@@ -165,6 +179,7 @@ pub(crate) struct NewestFirstSegment {
     seq: Column<u64>,
     limit: usize,
     after: Option<SortKey>,
+    oldest_first: bool,
     total: u64,
     after_cursor: u64,
     heap: BinaryHeap<Reverse<(SortKey, DocId)>>,
@@ -178,6 +193,7 @@ impl SegmentCollector for NewestFirstSegment {
         let Some(ts) = self.ts.first(doc).map(DateTime::into_timestamp_nanos) else {
             return;
         };
+        let ts = if self.oldest_first { !ts } else { ts };
         if self.after.is_some_and(|after| ts > after.ts) {
             return;
         }
@@ -190,9 +206,10 @@ impl SegmentCollector for NewestFirstSegment {
             self.after_cursor += 1;
             return;
         }
+        let seq = self.seq.first(doc).unwrap_or(0);
         let key = SortKey {
             ts,
-            seq: self.seq.first(doc).unwrap_or(0),
+            seq: if self.oldest_first { !seq } else { seq },
         };
         if self.after.is_some_and(|after| key >= after) {
             return;

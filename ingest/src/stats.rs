@@ -30,16 +30,19 @@ pub enum DropReason {
     WalUnavailable,
     /// A replayed event whose WAL record the index already holds (not indexed twice).
     AlreadyIndexed,
+    /// The event's time is older than the index retention (`[index] retention_days`).
+    Expired,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::FrameTooLong,
         DropReason::Shutdown,
         DropReason::IndexError,
         DropReason::WalUnavailable,
         DropReason::AlreadyIndexed,
+        DropReason::Expired,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl DropReason {
             DropReason::IndexError => "index_error",
             DropReason::WalUnavailable => "wal_unavailable",
             DropReason::AlreadyIndexed => "already_indexed",
+            DropReason::Expired => "expired",
         }
     }
 }
@@ -152,7 +156,7 @@ pub struct Stats {
     truncated: AtomicU64,
     invalid_utf8: AtomicU64,
     indexed: AtomicU64,
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; DropReason::ALL.len()],
     rejected: [AtomicU64; 11],
     /// Rejections by HTTP source (index into `HTTP_SOURCES`) and reason.
     rejected_by_source: [[AtomicU64; 11]; 3],

@@ -11,6 +11,7 @@
 pub mod auth;
 mod elastic;
 pub mod error;
+mod es_search;
 mod hec;
 pub(crate) mod incidents;
 mod ingest;
@@ -287,6 +288,7 @@ const HEC: Access = Access::Handler;
 pub fn routes(body_limit: usize) -> Vec<ApiRoute> {
     vec![
         ApiRoute::get("/api/v1/search", READ, search::search),
+        ApiRoute::post("/api/v1/search", READ, search::search_json),
         ApiRoute::post("/api/v1/ingest", INGEST, ingest::ingest).body_limit(body_limit),
         ApiRoute::get("/api/v1/incidents", READ, incidents::list),
         ApiRoute::get("/api/v1/incidents/stream", READ, incidents::stream),
@@ -322,6 +324,17 @@ pub fn routes(body_limit: usize) -> Vec<ApiRoute> {
         ApiRoute::put("/{index}/_bulk", INGEST, elastic::bulk_into)
             .body_limit(body_limit)
             .elastic(),
+        // Elasticsearch-compatible search (Grafana, the official clients).
+        ApiRoute::get("/_search", READ, es_search::search_all).elastic(),
+        ApiRoute::post("/_search", READ, es_search::search_all).elastic(),
+        ApiRoute::get("/{index}/_search", READ, es_search::search_index).elastic(),
+        ApiRoute::post("/{index}/_search", READ, es_search::search_index).elastic(),
+        ApiRoute::get("/_msearch", READ, es_search::msearch).elastic(),
+        ApiRoute::post("/_msearch", READ, es_search::msearch).elastic(),
+        ApiRoute::get("/{index}/_msearch", READ, es_search::msearch).elastic(),
+        ApiRoute::post("/{index}/_msearch", READ, es_search::msearch).elastic(),
+        ApiRoute::get("/_mapping", READ, es_search::mapping).elastic(),
+        ApiRoute::get("/{index}/_mapping", READ, es_search::mapping).elastic(),
         // Splunk HEC.
         ApiRoute::post("/services/collector", HEC, hec::event).body_limit(body_limit),
         ApiRoute::post("/services/collector/event", HEC, hec::event).body_limit(body_limit),

@@ -1,8 +1,15 @@
-//! `GET /api/v1/search`.
+//! `GET /api/v1/search` and `POST /api/v1/search`.
+//!
+//! GET takes `q`, `from`, `to`, `limit`, `cursor` and `aggs` as query parameters; `aggs` is the
+//! compact aggregation form (`terms:host,terms:fields.user:5,date_histogram:1h`, see
+//! [`AggregationRequest::parse_compact`]). POST takes the same keys as a JSON object, with `aggs`
+//! either that compact string or Elasticsearch's aggregation object
+//! (`{"by_host":{"terms":{"field":"host"}}}`). Both answer
+//! `{"total","events","next_cursor"}` plus `aggregations` when asked.
 
 use axum::Json;
 use axum::extract::{Query, State};
-use cairn_index::{SearchRequest, SearchResponse};
+use cairn_index::{AggregationRequest, SearchRequest, SearchResponse};
 use cairn_ingest::Timestamp;
 use serde::Deserialize;
 
@@ -21,6 +28,20 @@ pub(super) struct SearchParams {
     to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    aggs: Option<String>,
+}
+
+/// The JSON body of `POST /api/v1/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SearchBody {
+    #[serde(default)]
+    q: String,
+    from: Option<serde_json::Value>,
+    to: Option<serde_json::Value>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    aggs: Option<serde_json::Value>,
 }
 
 /// Searches events, newest first.
@@ -49,14 +70,14 @@ pub(super) async fn search(
     let Query(params) = params.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let limit = match params.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-            })?,
+        Some(text) => text.parse::<usize>().map_err(|_| limit_error())?,
     };
+    let aggregations = params
+        .aggs
+        .as_deref()
+        .filter(|text| !text.trim().is_empty())
+        .map(AggregationRequest::parse_compact)
+        .transpose()?;
     let request = SearchRequest {
         query: params.q,
         // Empty means absent, as for every other parameter.
@@ -72,14 +93,78 @@ pub(super) async fn search(
             .filter(|text| !text.trim().is_empty())
             .map(|text| parse_time("to", text))
             .transpose()?,
-        limit,
+        limit: checked_limit(limit)?,
         cursor: params.cursor.filter(|cursor| !cursor.is_empty()),
+        aggregations,
+        oldest_first: false,
     };
+    run_search(&state, request).await.map(Json)
+}
+
+pub(super) async fn search_json(
+    State(state): State<AppState>,
+    body: Result<Json<SearchBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let Json(body) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let aggregations = match body.aggs {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) => Some(AggregationRequest::parse_compact(&text)?),
+        Some(json) => Some(AggregationRequest::from_json(json, &|field| {
+            Some(field.to_owned())
+        })?),
+    };
+    let request = SearchRequest {
+        query: body.q,
+        from: body
+            .from
+            .as_ref()
+            .map(|value| json_time("from", value))
+            .transpose()?,
+        to: body
+            .to
+            .as_ref()
+            .map(|value| json_time("to", value))
+            .transpose()?,
+        limit: checked_limit(body.limit.unwrap_or(DEFAULT_LIMIT))?,
+        cursor: body.cursor.filter(|cursor| !cursor.is_empty()),
+        aggregations,
+        oldest_first: false,
+    };
+    run_search(&state, request).await.map(Json)
+}
+
+/// Runs a search on the blocking pool.
+pub(crate) async fn run_search(
+    state: &AppState,
+    request: SearchRequest,
+) -> Result<SearchResponse, ApiError> {
     let index = std::sync::Arc::clone(&state.inner.index);
     let response = tokio::task::spawn_blocking(move || index.search(&request))
         .await
         .map_err(|error| ApiError::Internal(format!("search task failed: {error}")))??;
-    Ok(Json(response))
+    Ok(response)
+}
+
+fn limit_error() -> ApiError {
+    ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+}
+
+/// A page size from 1 to [`MAX_LIMIT`].
+fn checked_limit(limit: usize) -> Result<usize, ApiError> {
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(limit_error())
+    }
+}
+
+/// A JSON `from`/`to`: a string as for [`parse_time`] or a number of epoch seconds.
+fn json_time(name: &str, value: &serde_json::Value) -> Result<Timestamp, ApiError> {
+    match value {
+        serde_json::Value::String(text) => parse_time(name, text),
+        serde_json::Value::Number(number) => parse_time(name, &number.to_string()),
+        other => parse_time(name, &other.to_string()),
+    }
 }
 
 /// `from`/`to`: RFC 3339 (`2024-05-01T10:00:00Z`) or epoch seconds (`1714557600`, fractions

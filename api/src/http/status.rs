@@ -21,6 +21,8 @@ pub(super) struct StatsResponse {
     queues: QueueDepths,
     wal: WalStatus,
     index_docs: u64,
+    /// Time partitions (oldest first), their bytes, and what retention dropped.
+    index: cairn_index::IndexStatus,
     uptime_secs: u64,
     correlation: CorrelationFigures,
     /// Webhook counters per target since start (see `crate::webhooks::TargetCounts`).
@@ -96,6 +98,7 @@ fn collect(state: &AppState) -> StatsResponse {
             failed: wal.is_failed(),
         },
         index_docs: state.inner.index.doc_count(),
+        index: state.inner.index.status(),
         uptime_secs: state.inner.started.elapsed().as_secs(),
         correlation: state
             .inner
@@ -474,6 +477,34 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Documents in the committed index.",
         &plain(stats.index_docs),
     );
+    for (name, kind, help, value) in [
+        (
+            "cairn_index_partitions",
+            "gauge",
+            "Time partitions of the index.",
+            stats.index.partitions.len() as u64,
+        ),
+        (
+            "cairn_index_bytes",
+            "gauge",
+            "Bytes of the index on disk.",
+            stats.index.bytes,
+        ),
+        (
+            "cairn_index_dropped_partitions_total",
+            "counter",
+            "Index partitions dropped by retention.",
+            stats.index.dropped_partitions,
+        ),
+        (
+            "cairn_index_dropped_partition_events_total",
+            "counter",
+            "Events in the index partitions dropped by retention.",
+            stats.index.dropped_events,
+        ),
+    ] {
+        family(name, kind, help, &plain(value));
+    }
     let correlation = &stats.correlation;
     for (name, kind, help, value) in [
         (

@@ -444,20 +444,7 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
-/// Runs a command and asserts success.
-pub fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Writes `text` as a config file in `dir` and returns the CLI args that load it.
+/// Writes `text` as a config file in `dir` and returns the CLI args for it.
 pub fn config_args(dir: &Path, text: &str) -> Vec<String> {
     let unique = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -471,7 +458,33 @@ pub fn config_args(dir: &Path, text: &str) -> Vec<String> {
     ]
 }
 
-/// Borrows owned args as `&str`s for [`Cairn::start`].
+/// Borrows owned CLI args.
 pub fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
+}
+
+/// Runs a command and asserts success.
+pub fn run(command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A small xorshift generator for random kill points and the like; tests print the seed so that
+/// a failing run can be understood.
+pub struct Random(pub u64);
+
+impl Random {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
 }
