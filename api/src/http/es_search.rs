@@ -140,6 +140,17 @@ fn elastic_json(status: StatusCode, body: &Value) -> Response {
 }
 
 /// `GET|POST /_search`.
+#[utoipa::path(
+    method(get, post),
+    path = "/_search",
+    tag = "elasticsearch",
+    request_body(content = Object, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs)"),
+    responses(
+        (status = 200, description = "Hits and aggregations in Elasticsearch's shape", body = Object),
+        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
+        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+    ),
+)]
 pub(super) async fn search_all(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -149,6 +160,18 @@ pub(super) async fn search_all(
 }
 
 /// `GET|POST /{index}/_search`.
+#[utoipa::path(
+    method(get, post),
+    path = "/{index}/_search",
+    tag = "elasticsearch",
+    params(("index" = String, Path, description = "Index name (any; Cairn has one event store)")),
+    request_body(content = Object, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs)"),
+    responses(
+        (status = 200, description = "Hits and aggregations in Elasticsearch's shape", body = Object),
+        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
+        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+    ),
+)]
 pub(super) async fn search_index(
     State(state): State<AppState>,
     Path(index): Path<String>,
@@ -159,8 +182,41 @@ pub(super) async fn search_index(
     respond(search(&state, name, &params, body).await)
 }
 
-/// `GET|POST /_msearch` and `/{index}/_msearch`: NDJSON of (header, body) pairs; each answer in
-/// `responses`, failures as error objects in place.
+/// `GET|POST /{index}/_msearch`: as [`msearch`] (each header names its index).
+#[utoipa::path(
+    method(get, post),
+    path = "/{index}/_msearch",
+    tag = "elasticsearch",
+    params(("index" = String, Path, description = "Index name (any; Cairn has one event store)")),
+    request_body(content = String, content_type = "application/x-ndjson", description = "Pairs of header and search body lines"),
+    responses(
+        (status = 200, description = "One answer per search, in order", body = Object),
+        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
+        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+    ),
+)]
+pub(super) async fn msearch_index(
+    state: State<AppState>,
+    _index: Path<String>,
+    params: Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    msearch(state, params, body).await
+}
+
+/// `GET|POST /_msearch`: NDJSON of (header, body) pairs; each answer in `responses`, failures
+/// as error objects in place.
+#[utoipa::path(
+    method(get, post),
+    path = "/_msearch",
+    tag = "elasticsearch",
+    request_body(content = String, content_type = "application/x-ndjson", description = "Pairs of header and search body lines"),
+    responses(
+        (status = 200, description = "One answer per search, in order", body = Object),
+        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
+        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+    ),
+)]
 pub(super) async fn msearch(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -207,8 +263,37 @@ pub(super) async fn msearch(
 /// `GET /_mapping` and `GET /{index}/_mapping`: the fixed part of the `_source` of hits, with
 /// Elasticsearch types (Grafana lists fields and finds the time field from it). Dynamic fields
 /// (`user`, `sd.*`) are not listed but can be queried and aggregated.
-pub(super) async fn mapping(index: Option<Path<String>>) -> Response {
-    let name = index.map_or_else(|| DEFAULT_INDEX_NAME.to_owned(), |Path(name)| name);
+#[utoipa::path(
+    get,
+    path = "/_mapping",
+    tag = "elasticsearch",
+    responses(
+        (status = 200, description = "The fields of events, with Elasticsearch types", body = Object),
+        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
+        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+    ),
+)]
+pub(super) async fn mapping() -> Response {
+    mapping_of(DEFAULT_INDEX_NAME.to_owned())
+}
+
+/// `GET /{index}/_mapping`: as [`mapping`].
+#[utoipa::path(
+    get,
+    path = "/{index}/_mapping",
+    tag = "elasticsearch",
+    params(("index" = String, Path, description = "Index name (any; Cairn has one event store)")),
+    responses(
+        (status = 200, description = "The fields of events, with Elasticsearch types", body = Object),
+        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
+        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+    ),
+)]
+pub(super) async fn mapping_index(Path(index): Path<String>) -> Response {
+    mapping_of(index)
+}
+
+fn mapping_of(name: String) -> Response {
     let keyword = json!({"type": "keyword"});
     let properties = json!({
         "@timestamp": {"type": "date"},

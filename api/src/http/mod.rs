@@ -331,10 +331,10 @@ pub fn routes(body_limit: usize) -> Vec<ApiRoute> {
         ApiRoute::post("/{index}/_search", READ, es_search::search_index).elastic(),
         ApiRoute::get("/_msearch", READ, es_search::msearch).elastic(),
         ApiRoute::post("/_msearch", READ, es_search::msearch).elastic(),
-        ApiRoute::get("/{index}/_msearch", READ, es_search::msearch).elastic(),
-        ApiRoute::post("/{index}/_msearch", READ, es_search::msearch).elastic(),
+        ApiRoute::get("/{index}/_msearch", READ, es_search::msearch_index).elastic(),
+        ApiRoute::post("/{index}/_msearch", READ, es_search::msearch_index).elastic(),
         ApiRoute::get("/_mapping", READ, es_search::mapping).elastic(),
-        ApiRoute::get("/{index}/_mapping", READ, es_search::mapping).elastic(),
+        ApiRoute::get("/{index}/_mapping", READ, es_search::mapping_index).elastic(),
         // Splunk HEC.
         ApiRoute::post("/services/collector", HEC, hec::event).body_limit(body_limit),
         ApiRoute::post("/services/collector/event", HEC, hec::event).body_limit(body_limit),

@@ -23,7 +23,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, OpenApi as OpenApiDocument, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{Access, incidents, ingest, routes, rules, search, status, tail};
+use super::{Access, es_search, incidents, ingest, routes, rules, search, status, tail};
 
 /// The name of the bearer-token security scheme in the document.
 pub const SECURITY_SCHEME: &str = "bearer";
@@ -38,6 +38,13 @@ pub const SECURITY_SCHEME: &str = "bearer";
     ),
     paths(
         search::search,
+        search::search_json,
+        es_search::search_all,
+        es_search::search_index,
+        es_search::msearch,
+        es_search::msearch_index,
+        es_search::mapping,
+        es_search::mapping_index,
         ingest::ingest,
         incidents::list,
         incidents::stream,
@@ -59,6 +66,7 @@ pub const SECURITY_SCHEME: &str = "bearer";
         (name = "incidents", description = "Incidents opened by correlation"),
         (name = "rules", description = "Sigma rules in force"),
         (name = "status", description = "Health, readiness, counters and this document"),
+        (name = "elasticsearch", description = "The Elasticsearch-compatible subset (search, ingest) for Elasticsearch clients and Grafana"),
     )
 )]
 pub struct ApiDoc;

@@ -55,9 +55,10 @@ pub(super) struct SearchBody {
         ("to" = Option<String>, Query, description = "Exclusive upper bound on event time: RFC 3339 or epoch seconds"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events per page (default 100)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("aggs" = Option<String>, Query, description = "Aggregations over every match, e.g. `terms:host,terms:fields.user:5,date_histogram:1h`"),
     ),
     responses(
-        (status = 200, description = "One page of events", body = super::openapi::SearchPage),
+        (status = 200, description = "One page of events, with `aggregations` when asked", body = super::openapi::SearchPage),
         (status = 400, description = "Bad parameter or query", body = super::openapi::ErrorBody),
         (status = 503, description = "The index cannot be read now", body = super::openapi::ErrorBody),
         (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
@@ -101,6 +102,24 @@ pub(super) async fn search(
     run_search(&state, request).await.map(Json)
 }
 
+/// `POST /api/v1/search`: the same search with a JSON body; `aggs` is the compact form or
+/// Elasticsearch's aggregation JSON.
+#[utoipa::path(
+    post,
+    path = "/api/v1/search",
+    tag = "events",
+    request_body(
+        content = Object,
+        content_type = "application/json",
+        description = "`{\"q\": …, \"from\": …, \"to\": …, \"limit\": N, \"cursor\": …, \"aggs\": \"terms:host\" | {…}}`; every key optional"
+    ),
+    responses(
+        (status = 200, description = "One page of events, with `aggregations` when asked", body = super::openapi::SearchPage),
+        (status = 400, description = "Bad body, query or aggregation", body = super::openapi::ErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn search_json(
     State(state): State<AppState>,
     body: Result<Json<SearchBody>, axum::extract::rejection::JsonRejection>,
