@@ -907,6 +907,11 @@ pub struct HttpSection {
     pub header_timeout_secs: u64,
     /// Seconds a request may take to send its body; then it gets 408. Default 60.
     pub body_timeout_secs: u64,
+    /// PEM certificate chain and private key: serve the API over HTTPS. Default none (HTTP).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: with HTTPS, require client certificates signed by one of them.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for HttpSection {
@@ -921,6 +926,28 @@ impl Default for HttpSection {
             max_connections_per_source: 64,
             header_timeout_secs: 10,
             body_timeout_secs: 60,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
+    }
+}
+
+impl HttpSection {
+    /// The HTTPS files: none, or both the certificate and the key.
+    fn tls_files(&self) -> Result<Option<cairn_ingest::tls::TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) if self.tls_client_ca.is_none() => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(cairn_ingest::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            })),
+            _ => Err(ConfigError::Invalid {
+                key: "http.tls_cert",
+                message: "HTTPS needs both tls_cert and tls_key (and tls_client_ca only with them)"
+                    .to_string(),
+            }),
         }
     }
 }
@@ -1167,6 +1194,8 @@ pub struct Config {
     pub udp_receive_buffer_bytes: usize,
     /// `[http]` connection limits and timeouts.
     pub http_serve: crate::http::serve::ServeLimits,
+    /// `[http]` TLS files, when the API is served over HTTPS.
+    pub http_tls: Option<cairn_ingest::tls::TlsFiles>,
     pub workers: usize,
     pub queue_batches: usize,
     pub index_queue_batches: usize,
@@ -1338,6 +1367,7 @@ impl ConfigFile {
                 "syslog.max_connections_per_source",
                 self.syslog.max_connections_per_source,
             )?,
+            http_tls: self.http.tls_files()?,
             http_serve: crate::http::serve::ServeLimits {
                 max_connections: positive("http.max_connections", self.http.max_connections)?,
                 max_connections_per_source: positive(

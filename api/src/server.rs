@@ -97,6 +97,18 @@ pub async fn run(
         path: config.data_dir.clone(),
         source,
     })?;
+    // HTTPS files are read first: a bad certificate stops the start before anything is opened.
+    let http_tls = config
+        .http_tls
+        .as_ref()
+        .map(|files| {
+            files.load().map(|loaded| {
+                let mut server = (*loaded).clone();
+                server.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Arc::new(server)
+            })
+        })
+        .transpose()?;
     let index_dir = config.data_dir.join("index");
     let index = Arc::new(EventIndex::open_or_create(
         &index_dir,
@@ -341,6 +353,7 @@ pub async fn run(
             app,
             config.http_serve,
             bodies,
+            http_tls,
             Arc::clone(&stats),
             listener_shutdown.clone(),
         ));

@@ -2,7 +2,8 @@
 //! with a client certificate (mutual TLS, RFC 5425 octet counting), without one (LF framing),
 //! and with a certificate of another CA, which is refused and counted. Certificates are made
 //! in the test with the `openssl` CLI: a CA, a server certificate for 127.0.0.1/localhost, a
-//! client certificate of that CA, and one of an unrelated CA.
+//! client certificate of that CA, and one of an unrelated CA. The API itself over HTTPS (with
+//! client certificates required) is driven with `curl`.
 
 mod common;
 
@@ -369,4 +370,175 @@ fn tls_config_errors_name_the_key_or_the_file() {
     assert!(!status.success());
     assert!(log.contains("/nonexistent/cairn-cert.pem"), "{log}");
     assert!(started.elapsed() < DEADLINE);
+}
+
+/// `curl` over HTTPS against the API: the HTTP status, or `None` when the TLS connection failed.
+fn curl(
+    curl: &Path,
+    pki: &Pki,
+    client: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    let mut command = Command::new(curl);
+    command
+        .args(["-s", "-S", "--max-time", "10", "-X", method])
+        .args(["--cacert", &pki.path("ca.pem")])
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(name) = client {
+        command
+            .args(["--cert", &pki.path(&format!("{name}.pem"))])
+            .args(["--key", &pki.path(&format!("{name}.key"))]);
+    }
+    if let Some(body) = body {
+        command.args(["--data-binary", body]);
+    }
+    let output = command.arg(url).output().expect("run curl");
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    Some((code.trim().parse().ok()?, body.to_string()))
+}
+
+#[test]
+fn the_api_over_https_requires_a_trusted_client_certificate_when_configured() {
+    let Some(openssl) = find_program("CAIRN_OPENSSL", &["openssl"], "https_api") else {
+        return;
+    };
+    let Some(curl_path) = find_program("CAIRN_CURL", &["curl"], "https_api") else {
+        return;
+    };
+    let data = TempDir::new("https-api");
+    let pki = Pki::create(&openssl, data.path());
+    let config = data.path().join("cairn.toml");
+    write_file(
+        &config,
+        &format!(
+            "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
+            pki.path("server.pem"),
+            pki.path("server.key"),
+            pki.path("ca.pem")
+        ),
+    );
+    let port = free_port();
+    let base = format!("https://127.0.0.1:{port}");
+    let log = std::fs::File::create(data.path().join("cairn.log")).expect("log");
+    let _cairn = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("serve")
+            .args(["--config", &config.display().to_string()])
+            .args([
+                "--data-dir",
+                &data.path().join("data").display().to_string(),
+            ])
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .args(["--syslog-udp", "off", "--syslog-tcp", "off"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn cairn"),
+    );
+    let start = Instant::now();
+    while curl(
+        &curl_path,
+        &pki,
+        Some("client"),
+        "GET",
+        &format!("{base}/readyz"),
+        None,
+    )
+    .map(|(code, _)| code)
+        != Some(200)
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "cairn never answered over HTTPS"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A trusted client ingests and searches over HTTPS.
+    let token = unique_token("https");
+    let ingested = curl(
+        &curl_path,
+        &pki,
+        Some("client"),
+        "POST",
+        &format!("{base}/api/v1/ingest"),
+        Some(&format!("{{\"message\":\"{token} over https\"}}\n")),
+    )
+    .expect("ingest over https");
+    assert_eq!(ingested.0, 200, "{}", ingested.1);
+    let start = Instant::now();
+    loop {
+        let (code, body) = curl(
+            &curl_path,
+            &pki,
+            Some("client"),
+            "GET",
+            &format!("{base}/api/v1/search?q={token}"),
+            None,
+        )
+        .expect("search over https");
+        assert_eq!(code, 200, "{body}");
+        let found: Value = serde_json::from_str(&body).expect("json");
+        if found["total"] == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the event never became searchable"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // No certificate, or one of another CA: the handshake fails, and each is counted.
+    assert!(
+        curl(
+            &curl_path,
+            &pki,
+            None,
+            "GET",
+            &format!("{base}/healthz"),
+            None
+        )
+        .is_none()
+    );
+    assert!(
+        curl(
+            &curl_path,
+            &pki,
+            Some("rogue"),
+            "GET",
+            &format!("{base}/healthz"),
+            None
+        )
+        .is_none()
+    );
+    let start = Instant::now();
+    loop {
+        let (_, body) = curl(
+            &curl_path,
+            &pki,
+            Some("client"),
+            "GET",
+            &format!("{base}/api/v1/stats"),
+            None,
+        )
+        .expect("stats over https");
+        let stats: Value = serde_json::from_str(&body).expect("json");
+        if handshake_failures(&stats, "no_client_certificate") >= 1
+            && handshake_failures(&stats, "untrusted_certificate") >= 1
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "refused handshakes not counted: {stats}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

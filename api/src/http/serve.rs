@@ -14,6 +14,9 @@
 //!   for gzip its inflated size, up to `max_decompressed_bytes`) from the pipeline's
 //!   [`MemoryBudget`] before it is read; when the budget is spent it gets 429 with
 //!   `Retry-After` without being read, so concurrent large bodies cannot exhaust memory.
+//! - **TLS** (optional, rustls): the same loop over a TLS stream; the handshake must finish
+//!   within `header_timeout` and a failed one is counted (`tls_handshake_failed{reason}`). With
+//!   a client CA, clients must present a certificate it signed (mutual TLS).
 //! - **Graceful stop**: when the shutdown token is cancelled, the listener closes, idle
 //!   connections are closed and requests in flight finish (bounded by the caller's grace period).
 //!
@@ -29,10 +32,12 @@ use super::ApiError;
 use cairn_ingest::listeners::limits::ConnectionLimiter;
 use cairn_ingest::queue::MemoryBudget;
 use cairn_ingest::stats::Stats;
+use cairn_ingest::tls::HandshakeFailure;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::timeout::RequestBodyDeadlineLayer;
@@ -114,9 +119,11 @@ pub async fn serve(
     app: Router,
     limits: ServeLimits,
     bodies: BodyBudget,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
+    let tls = tls.map(TlsAcceptor::from);
     let app = app.layer(RequestBodyDeadlineLayer::new(limits.body_timeout));
     let limiter = ConnectionLimiter::new(limits.max_connections, limits.max_connections_per_source);
     let graceful = GracefulShutdown::new();
@@ -175,11 +182,42 @@ pub async fn serve(
                 }
             }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls.clone();
         let stats = Arc::clone(&stats);
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
             stats.http_connections.opened();
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                // The handshake is part of the head: it gets the same deadline.
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(error)) => {
+                            let reason = HandshakeFailure::classify(&error);
+                            stats.tls_handshake_failed(reason);
+                            tracing::debug!(%peer, %error, "https handshake failed");
+                            Ok(())
+                        }
+                        Err(_elapsed) => {
+                            stats.http_connections.timed_out();
+                            tracing::debug!(%peer, "https handshake too slow");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(error) = served {
                 if error.is_timeout() {
                     stats.http_connections.timed_out();
                     tracing::debug!(%peer, "http connection closed: request head too slow");
