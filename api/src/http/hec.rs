@@ -14,7 +14,8 @@
 //! (compared in constant time): none is 401 (code 2), a header of another form 401 (code 3), an
 //! unknown token 403 (code 4); each refusal is counted (`http_unauthorized`). Answers and errors
 //! have Splunk's shape, `{"text":"…","code":N}`. A body with bad events keeps the good ones and
-//! answers 400 with the first bad event's code and its 0-based `invalid-event-number`.
+//! answers 400 with the first bad event's code and its 0-based `invalid-event-number`. A
+//! repeated query parameter is 400 (code 6): which value would apply is ambiguous.
 //!
 //! A token with `ack = true` requires a channel (`X-Splunk-Request-Channel` or `?channel=`, a
 //! GUID; 400 code 10 without, code 11 when not a GUID) and its answers carry an `ackId`.
@@ -231,6 +232,28 @@ fn authorize<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<(&'a Hec, u
     }
 }
 
+/// The query string's parameters.
+///
+/// # Errors
+/// 400 code 6 when one is repeated: which of its values would apply is ambiguous.
+fn query_params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, HecError> {
+    let mut params = HashMap::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        if params.contains_key(&key) {
+            return Err(HecError::new(
+                StatusCode::BAD_REQUEST,
+                6,
+                format!(
+                    "Invalid data format: query parameter `{}` is repeated",
+                    key.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        params.insert(key, value);
+    }
+    Ok(params)
+}
+
 /// The request's channel: `X-Splunk-Request-Channel`, else `?channel=`.
 fn channel<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Option<&'a str> {
     headers
@@ -282,7 +305,7 @@ enum Endpoint {
 /// [`collector`], [`collector_event`] and [`collector_event_1_0`]).
 pub(super) async fn event(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
@@ -293,7 +316,7 @@ pub(super) async fn event(
 /// [`collector_raw_1_0`]).
 pub(super) async fn raw(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
@@ -324,7 +347,7 @@ macro_rules! document_collect {
             ),
             responses(
                 (status = 200, description = "Taken: every event is durable in the WAL (`code` 0; `ackId` for tokens with `ack = true`)", body = super::openapi::HecAnswerDoc),
-                (status = 400, description = "No data (code 5); a refused event (6 invalid data format, 12 event field required, 13 event field blank, 15 bad indexed fields; `invalid-event-number` is the first, the others are kept); data channel missing (10) or not a GUID (11) for tokens with `ack = true`; the body could not be read in time (6)", body = super::openapi::HecAnswerDoc),
+                (status = 400, description = "No data (code 5); a refused event (6 invalid data format, 12 event field required, 13 event field blank, 15 bad indexed fields; `invalid-event-number` is the first, the others are kept); data channel missing (10) or not a GUID (11) for tokens with `ack = true`; a repeated query parameter, or a body that could not be read in time (6)", body = super::openapi::HecAnswerDoc),
                 (status = 401, description = "No `Authorization` (code 2), or not `Splunk <token>` (code 3)", body = super::openapi::HecAnswerDoc),
                 (status = 403, description = "Unknown token (code 4)", body = super::openapi::HecAnswerDoc),
                 (status = 413, description = "Body over max_body_bytes or max_decompressed_bytes (code 6)", body = super::openapi::HecAnswerDoc),
@@ -385,11 +408,12 @@ const INLINE_DECODE_BYTES: usize = 64 * 1024;
 async fn collect(
     state: AppState,
     endpoint: Endpoint,
-    query: HashMap<String, String>,
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
     let (hec, token_index) = authorize(&state, &headers)?;
+    let query = query_params(query)?;
     let token = hec
         .settings
         .tokens
@@ -537,7 +561,7 @@ const MAX_ACKS_PER_QUERY: usize = 10_000;
     ),
     responses(
         (status = 200, description = "For each id asked, whether its events are durable (each is answered true once)", body = super::openapi::HecAckAnswerDoc),
-        (status = 400, description = "The token has no `ack = true` (code 14); data channel missing (10) or not a GUID (11); a body that is not `{\"acks\":[ids]}`, has over 10000 ids, or could not be read in time (6)", body = super::openapi::HecAnswerDoc),
+        (status = 400, description = "The token has no `ack = true` (code 14); data channel missing (10) or not a GUID (11); a body that is not `{\"acks\":[ids]}`, has over 10000 ids, or could not be read in time, or a repeated query parameter (6)", body = super::openapi::HecAnswerDoc),
         (status = 401, description = "No `Authorization` (code 2), or not `Splunk <token>` (code 3)", body = super::openapi::HecAnswerDoc),
         (status = 403, description = "Unknown token (code 4)", body = super::openapi::HecAnswerDoc),
         (status = 413, description = "Body over max_body_bytes or max_decompressed_bytes (code 6)", body = super::openapi::HecAnswerDoc),
@@ -550,7 +574,7 @@ const MAX_ACKS_PER_QUERY: usize = 10_000;
 )]
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
@@ -567,6 +591,7 @@ pub(super) async fn acknowledge(
             "ACK is disabled",
         ));
     }
+    let query = query_params(query)?;
     let channel = ack_channel(&headers, &query)?;
     let body = read_body(&state, &headers, body)?;
     let asked: AckQuery = serde_json::from_slice(&body).map_err(|error| {

@@ -29,7 +29,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, OpenApi as OpenApiDocument, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{Access, elastic, hec, incidents, ingest, routes, rules, search, status, tail, webhooks};
+use super::{
+    Access, elastic, hec, incidents, ingest, routes, rules, search, status, tail, webhooks,
+};
 
 /// The name of the bearer-token security scheme in the document.
 pub const SECURITY_SCHEME: &str = "bearer";
@@ -395,6 +397,7 @@ pub enum IncidentStatusDoc {
 
 /// `GET /api/v1/webhooks`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookTargets)]
 pub struct WebhookTargetsDoc {
     pub targets: Vec<WebhookTargetDoc>,
 }
@@ -498,6 +501,7 @@ pub enum DeliveryStatusDoc {
 
 /// `POST /api/v1/webhooks/{name}/retry`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Retried)]
 pub struct RetriedDoc {
     /// Dead deliveries put back to pending.
     pub retried: u64,
@@ -560,6 +564,7 @@ pub struct ElasticVersion {
 
 /// The answer to `_bulk`: one item per action, in body order.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BulkResponse)]
 pub struct BulkResponseDoc {
     /// Milliseconds.
     pub took: u64,
@@ -617,7 +622,10 @@ pub struct HecAnswerDoc {
     /// 14 ACK disabled, 15 error in indexed fields, 17 healthy, 18 unhealthy.
     pub code: u8,
     /// The first refused event of the body, numbered from 0.
-    #[serde(rename = "invalid-event-number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "invalid-event-number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub invalid_event_number: Option<u64>,
     /// The acknowledgement id (tokens with `ack = true`).
     #[serde(rename = "ackId", skip_serializing_if = "Option::is_none")]
@@ -633,10 +641,14 @@ pub struct HecEventDoc {
     pub event: serde_json::Value,
     /// Epoch seconds, a number or a numeric string.
     pub time: Option<serde_json::Value>,
-    pub host: Option<String>,
-    pub source: Option<String>,
-    pub sourcetype: Option<String>,
-    pub index: Option<String>,
+    /// The sender (a string; another JSON value is kept as given, as Splunk does).
+    pub host: Option<serde_json::Value>,
+    /// A field of that name (default: the query's, else the token's); a string, as for `host`.
+    pub source: Option<serde_json::Value>,
+    /// A field of that name (default: the query's, else the token's); a string, as for `host`.
+    pub sourcetype: Option<serde_json::Value>,
+    /// A field of that name (default: the query's, else the token's); a string, as for `host`.
+    pub index: Option<serde_json::Value>,
     /// Indexed fields.
     #[schema(value_type = Option<Object>)]
     pub fields: Option<serde_json::Map<String, serde_json::Value>>,
@@ -679,8 +691,9 @@ mod tests {
                 .get(route.path)
                 .unwrap_or_else(|| panic!("{} is not in the document", route.path));
             let mut item = item.clone();
-            let operation = operation_mut(&mut item, &route.method)
-                .unwrap_or_else(|| panic!("{} {} is not in the document", route.method, route.path));
+            let operation = operation_mut(&mut item, &route.method).unwrap_or_else(|| {
+                panic!("{} {} is not in the document", route.method, route.path)
+            });
             assert!(
                 operation.security.is_some(),
                 "{} {} declares no security",
