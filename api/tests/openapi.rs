@@ -1,7 +1,8 @@
 //! `/api/v1/openapi.json` against the router: the document served by the real binary lists
 //! exactly the routes of the router's table, each with the security the auth middleware
-//! enforces, and every operation that declares a bearer scope refuses a request without a
-//! token. (`.ci/run` also runs schemathesis against the running server.)
+//! enforces, and every operation that declares a bearer scope (or the Splunk HEC token scheme)
+//! refuses a request without a token. (`.ci/run` also runs schemathesis against the running
+//! server.)
 
 mod common;
 
@@ -64,6 +65,11 @@ fn the_served_document_matches_the_router_table_and_its_security() {
         (&scheme["type"], &scheme["scheme"]),
         (&json!("http"), &json!("bearer"))
     );
+    let splunk = &document["components"]["securitySchemes"]["splunk"];
+    assert_eq!(
+        (&splunk["type"], &splunk["in"], &splunk["name"]),
+        (&json!("apiKey"), &json!("header"), &json!("Authorization"))
+    );
 
     let table: BTreeSet<(String, String)> = routes(0)
         .iter()
@@ -80,15 +86,31 @@ fn the_served_document_matches_the_router_table_and_its_security() {
 
     for route in routes(0) {
         let operation = &document["paths"][route.path][route.method.as_str().to_lowercase()];
-        let expected = match route.access {
-            Access::Role(role) => json!([{"bearer": [role.name()]}]),
-            Access::Open | Access::Handler => json!([{}]),
-        };
-        assert_eq!(
-            operation["security"], expected,
-            "{} {} declares the wrong security",
-            route.method, route.path
-        );
+        let security = &operation["security"];
+        match route.access {
+            Access::Role(role) => assert_eq!(
+                security,
+                &json!([{"bearer": [role.name()]}]),
+                "{} {} declares the wrong security",
+                route.method,
+                route.path
+            ),
+            Access::Open => assert_eq!(
+                security,
+                &json!([{}]),
+                "{} {} is open",
+                route.method,
+                route.path
+            ),
+            // The handler's own scheme (Splunk HEC tokens), or none (HEC health): never a
+            // bearer token, which the middleware does not ask of these routes.
+            Access::Handler => assert!(
+                [json!([{}]), json!([{"splunk": []}])].contains(security),
+                "{} {} checks its own tokens but declares {security}",
+                route.method,
+                route.path
+            ),
+        }
         assert!(
             operation["responses"]
                 .as_object()
@@ -109,19 +131,34 @@ fn the_served_document_matches_the_router_table_and_its_security() {
         }
     }
 
-    // Walk the document as a client would: every operation with a bearer scope refuses a
-    // request without a token.
+    // Walk the document as a client would: every operation with a bearer scope (or the Splunk
+    // HEC scheme) refuses a request without a token.
     for (method, path, operation) in operations(&document) {
-        let needs_token = operation["security"]
-            .as_array()
-            .is_some_and(|requirements| {
-                requirements
-                    .iter()
-                    .all(|requirement| requirement.get("bearer").is_some())
-            });
-        let answer = SseClient::open(cairn.http, &method, &path.replace("{id}", "1"), &[]);
-        if needs_token {
+        let needs = |scheme: &str| {
+            operation["security"]
+                .as_array()
+                .is_some_and(|requirements| {
+                    requirements
+                        .iter()
+                        .all(|requirement| requirement.get(scheme).is_some())
+                })
+        };
+        let (needs_bearer, needs_splunk) = (needs("bearer"), needs("splunk"));
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{name}", "soc")
+            .replace("{index}", "logs");
+        let answer = SseClient::open(cairn.http, &method, &concrete, &[]);
+        if needs_bearer {
             assert_eq!(answer.status, 401, "{method} {path} without a token");
+        } else if needs_splunk {
+            assert_eq!(answer.status, 401, "{method} {path} without a token");
+            assert!(
+                answer
+                    .header("www-authenticate")
+                    .is_none_or(|challenge| !challenge.starts_with("Bearer")),
+                "{method} {path} asks for a bearer token, not a Splunk one"
+            );
         } else {
             assert_ne!(answer.status, 401, "{method} {path} is documented as open");
         }

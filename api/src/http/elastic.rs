@@ -22,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -152,6 +152,19 @@ impl From<ApiError> for EsError {
 }
 
 /// `GET /`: who answers, as an Elasticsearch node would.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "elasticsearch",
+    responses(
+        (status = 200, description = "This node, as an Elasticsearch 8 node describes itself", body = super::openapi::ElasticNodeInfo,
+            headers(("X-Elastic-Product" = String, description = "`Elasticsearch`, on every answer of these routes"))),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this route (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate limit (`es_rejected_execution_exception`; see Retry-After)", body = super::openapi::ElasticErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 pub(super) async fn node_info() -> Json<Value> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
@@ -182,6 +195,7 @@ pub(super) async fn node_info() -> Json<Value> {
     }))
 }
 
+/// `POST|PUT /_bulk` (documented by [`bulk_post`] and [`bulk_put`]).
 pub(super) async fn bulk(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -190,13 +204,73 @@ pub(super) async fn bulk(
     bulk_request(state, None, headers, body).await
 }
 
+/// `POST|PUT /{index}/_bulk` (documented by [`bulk_into_post`] and [`bulk_into_put`]).
 pub(super) async fn bulk_into(
     State(state): State<AppState>,
-    Path(index): Path<String>,
+    index: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, EsError> {
+    let Path(index) = index.map_err(|rejection| {
+        EsError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            rejection.body_text(),
+        )
+    })?;
     bulk_request(state, Some(index), headers, body).await
+}
+
+/// The OpenAPI operations of the `_bulk` routes: utoipa documents one method and path per
+/// function, and [`bulk`] and [`bulk_into`] each serve two, so each gets a documentation-only
+/// function with the same description.
+macro_rules! document_bulk {
+    ($($method:ident $path:tt => $name:ident $(, params($($params:tt)*))?;)*) => {$(
+        /// Documentation only: served by [`bulk`] or [`bulk_into`].
+        #[utoipa::path(
+            $method,
+            path = $path,
+            tag = "elasticsearch",
+            summary = "Ingests an Elasticsearch `_bulk` body",
+            description = "Action/metadata lines, each `index` or `create` followed by its document line \
+                (NDJSON; `Content-Encoding: gzip` accepted). One result per action, in order: `201 created` \
+                with an `_id` (the event's `seq` unless the action gave one), or the item's own error with \
+                `\"errors\":true`; one bad item never fails the others. The answer comes once the accepted \
+                items are durable in the WAL.",
+            $(params($($params)*),)?
+            request_body(
+                content(
+                    (String = "application/x-ndjson"),
+                    (String = "application/vnd.elasticsearch+x-ndjson"),
+                ),
+                description = "`{\"index\":{\"_index\":…,\"_id\":…}}` or `{\"create\":{…}}` lines, each followed by its document (a JSON object)",
+            ),
+            responses(
+                (status = 200, description = "One result per action (items refused one by one: `errors` is true)", body = super::openapi::BulkResponseDoc,
+                    headers(("X-Elastic-Product" = String, description = "`Elasticsearch`, on every answer of these routes"))),
+                (status = 400, description = "No action in the body (`action_request_validation_exception`), or the body or path could not be read (`illegal_argument_exception`)", body = super::openapi::ElasticErrorBody),
+                (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+                (status = 403, description = "The token's role does not allow this route (`security_exception`)", body = super::openapi::ElasticErrorBody),
+                (status = 408, description = "The body did not arrive within body_timeout_secs (`elasticsearch_timeout_exception`)", body = super::openapi::ElasticErrorBody),
+                (status = 413, description = "Body over max_body_bytes or max_decompressed_bytes (`content_too_long_exception`)", body = super::openapi::ElasticErrorBody),
+                (status = 415, description = "Unsupported Content-Encoding (`media_type_header_exception`)", body = super::openapi::ElasticErrorBody),
+                (status = 429, description = "The pipeline or the request memory budget is full, or the token is over its rate limit (`es_rejected_execution_exception`): nothing was taken, retry after Retry-After", body = super::openapi::ElasticErrorBody,
+                    headers(("Retry-After" = u64, description = "Seconds to wait"))),
+                (status = 503, description = "Storage unavailable, or shutting down (`unavailable_shards_exception`)", body = super::openapi::ElasticErrorBody,
+                    headers(("Retry-After" = u64, description = "Seconds to wait (storage errors)"))),
+                (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+            ),
+        )]
+        #[allow(dead_code)]
+        pub(super) fn $name() {}
+    )*};
+}
+
+document_bulk! {
+    post "/_bulk" => bulk_post;
+    put "/_bulk" => bulk_put;
+    post "/{index}/_bulk" => bulk_into_post, params(("index" = String, Path, description = "`_index` of the actions that name none"));
+    put "/{index}/_bulk" => bulk_into_put, params(("index" = String, Path, description = "`_index` of the actions that name none"));
 }
 
 async fn bulk_request(

@@ -14,7 +14,8 @@
 //! (compared in constant time): none is 401 (code 2), a header of another form 401 (code 3), an
 //! unknown token 403 (code 4); each refusal is counted (`http_unauthorized`). Answers and errors
 //! have Splunk's shape, `{"text":"…","code":N}`. A body with bad events keeps the good ones and
-//! answers 400 with the first bad event's code and its 0-based `invalid-event-number`.
+//! answers 400 with the first bad event's code and its 0-based `invalid-event-number`. A
+//! repeated query parameter is 400 (code 6): which value would apply is ambiguous.
 //!
 //! A token with `ack = true` requires a channel (`X-Splunk-Request-Channel` or `?channel=`, a
 //! GUID; 400 code 10 without, code 11 when not a GUID) and its answers carry an `ackId`.
@@ -48,6 +49,7 @@ pub use ack::AckLimits;
 use ack::AckStore;
 
 use super::ingest::{count_rejected, ingest_lines, read_body};
+use super::openapi::HecEventDoc;
 use super::{ApiError, AppState};
 
 /// One HEC token (`[[hec.token]]`).
@@ -230,6 +232,28 @@ fn authorize<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<(&'a Hec, u
     }
 }
 
+/// The query string's parameters.
+///
+/// # Errors
+/// 400 code 6 when one is repeated: which of its values would apply is ambiguous.
+fn query_params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, HecError> {
+    let mut params = HashMap::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        if params.contains_key(&key) {
+            return Err(HecError::new(
+                StatusCode::BAD_REQUEST,
+                6,
+                format!(
+                    "Invalid data format: query parameter `{}` is repeated",
+                    key.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        params.insert(key, value);
+    }
+    Ok(params)
+}
+
 /// The request's channel: `X-Splunk-Request-Channel`, else `?channel=`.
 fn channel<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Option<&'a str> {
     headers
@@ -277,22 +301,105 @@ enum Endpoint {
     Raw,
 }
 
+/// `POST /services/collector`, `/services/collector/event` and `…/event/1.0` (documented by
+/// [`collector`], [`collector_event`] and [`collector_event_1_0`]).
 pub(super) async fn event(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
     collect(state, Endpoint::Event, query, headers, body).await
 }
 
+/// `POST /services/collector/raw` and `…/raw/1.0` (documented by [`collector_raw`] and
+/// [`collector_raw_1_0`]).
 pub(super) async fn raw(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
     collect(state, Endpoint::Raw, query, headers, body).await
+}
+
+/// The OpenAPI operations of the HEC routes served by [`event`], [`raw`] and [`health`]: utoipa
+/// documents one method and path per function, so each route gets a documentation-only function.
+macro_rules! document_collect {
+    ($($path:tt => $name:ident, $summary:tt, $body:tt, $content_type:tt, $body_description:tt;)*) => {$(
+        /// Documentation only: served by [`event`] or [`raw`].
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "splunk",
+            summary = $summary,
+            params(
+                ("channel" = Option<String>, Query, description = "Data channel (a GUID), when not in X-Splunk-Request-Channel; required for tokens with `ack = true`"),
+                ("X-Splunk-Request-Channel" = Option<String>, Header, description = "Data channel (a GUID); required for tokens with `ack = true`"),
+                ("host" = Option<String>, Query, description = "`host` of the events that name none"),
+                ("source" = Option<String>, Query, description = "`source` of the events that name none (default: the token's)"),
+                ("sourcetype" = Option<String>, Query, description = "`sourcetype` of the events that name none (default: the token's)"),
+                ("index" = Option<String>, Query, description = "`index` of the events that name none (default: the token's)"),
+            ),
+            request_body(
+                content(($body = $content_type)),
+                description = $body_description,
+            ),
+            responses(
+                (status = 200, description = "Taken: every event is durable in the WAL (`code` 0; `ackId` for tokens with `ack = true`)", body = super::openapi::HecAnswerDoc),
+                (status = 400, description = "No data (code 5); a refused event (6 invalid data format, 12 event field required, 13 event field blank, 15 bad indexed fields; `invalid-event-number` is the first, the others are kept); data channel missing (10) or not a GUID (11) for tokens with `ack = true`; a repeated query parameter, or a body that could not be read in time (6)", body = super::openapi::HecAnswerDoc),
+                (status = 401, description = "No `Authorization` (code 2), or not `Splunk <token>` (code 3)", body = super::openapi::HecAnswerDoc),
+                (status = 403, description = "Unknown token (code 4)", body = super::openapi::HecAnswerDoc),
+                (status = 413, description = "Body over max_body_bytes or max_decompressed_bytes (code 6)", body = super::openapi::HecAnswerDoc),
+                (status = 415, description = "Unsupported Content-Encoding (code 6)", body = super::openapi::HecAnswerDoc),
+                (status = 503, description = "Server is busy (code 9): the pipeline or the request memory budget is full, storage is unavailable, Cairn is shutting down, or there are too many ack channels; nothing was taken, retry after Retry-After", body = super::openapi::HecAnswerDoc,
+                    headers(("Retry-After" = u64, description = "Seconds to wait"))),
+                (status = 500, description = "Internal error (code 8)", body = super::openapi::HecAnswerDoc),
+            ),
+            security(("splunk" = [])),
+        )]
+        #[allow(dead_code)]
+        pub(super) fn $name() {}
+    )*};
+}
+
+document_collect! {
+    "/services/collector" => collector, "Ingests HEC events (as /services/collector/event)",
+        HecEventDoc, "application/json", "One or more JSON event objects, concatenated (not an array; whitespace between them optional); `Content-Encoding: gzip` accepted";
+    "/services/collector/event" => collector_event, "Ingests HEC events",
+        HecEventDoc, "application/json", "One or more JSON event objects, concatenated (not an array; whitespace between them optional); `Content-Encoding: gzip` accepted";
+    "/services/collector/event/1.0" => collector_event_1_0, "Ingests HEC events (as /services/collector/event)",
+        HecEventDoc, "application/json", "One or more JSON event objects, concatenated (not an array; whitespace between them optional); `Content-Encoding: gzip` accepted";
+    "/services/collector/raw" => collector_raw, "Ingests raw text, one event per non-empty line",
+        String, "text/plain", "Text: each non-empty line is one event's message, with the request's metadata; `Content-Encoding: gzip` accepted";
+    "/services/collector/raw/1.0" => collector_raw_1_0, "Ingests raw text, one event per non-empty line (as /services/collector/raw)",
+        String, "text/plain", "Text: each non-empty line is one event's message, with the request's metadata; `Content-Encoding: gzip` accepted";
+}
+
+/// The OpenAPI operations of the health routes, all served by [`health`].
+macro_rules! document_health {
+    ($($method:ident $path:tt => $name:ident;)*) => {$(
+        /// Documentation only: served by [`health`].
+        #[utoipa::path(
+            $method,
+            path = $path,
+            tag = "splunk",
+            summary = "Whether HEC would take events now (no token needed)",
+            responses(
+                (status = 200, description = "HEC is healthy (code 17)", body = super::openapi::HecAnswerDoc),
+                (status = 503, description = "HEC is unhealthy (code 18): not ready, stopping, or the pipeline is full; or the request memory budget is full (code 9)", body = super::openapi::HecAnswerDoc),
+            ),
+        )]
+        #[allow(dead_code)]
+        pub(super) fn $name() {}
+    )*};
+}
+
+document_health! {
+    get "/services/collector/health" => health_get;
+    post "/services/collector/health" => health_post;
+    get "/services/collector/health/1.0" => health_1_0_get;
+    post "/services/collector/health/1.0" => health_1_0_post;
 }
 
 /// Bodies larger than this are decoded on the blocking pool.
@@ -301,11 +408,12 @@ const INLINE_DECODE_BYTES: usize = 64 * 1024;
 async fn collect(
     state: AppState,
     endpoint: Endpoint,
-    query: HashMap<String, String>,
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
     let (hec, token_index) = authorize(&state, &headers)?;
+    let query = query_params(query)?;
     let token = hec
         .settings
         .tokens
@@ -409,7 +517,8 @@ impl Defaults {
     }
 }
 
-/// `GET /services/collector/health`: whether events would be taken now.
+/// `GET|POST /services/collector/health` and `…/health/1.0`: whether events would be taken now
+/// (documented by [`health_get`], [`health_post`], [`health_1_0_get`], [`health_1_0_post`]).
 pub(super) async fn health(State(state): State<AppState>) -> Response {
     let queue = &state.inner.work_queue;
     if !state.is_ready() {
@@ -437,9 +546,35 @@ struct AckQuery {
 const MAX_ACKS_PER_QUERY: usize = 10_000;
 
 /// `POST /services/collector/ack?channel=…` with `{"acks":[ids]}` → `{"acks":{"id":bool}}`.
+#[utoipa::path(
+    post,
+    path = "/services/collector/ack",
+    tag = "splunk",
+    summary = "Asks which acknowledgement ids are durable (indexer acknowledgement)",
+    params(
+        ("channel" = Option<String>, Query, description = "Data channel (a GUID) the ids were issued on, when not in X-Splunk-Request-Channel"),
+        ("X-Splunk-Request-Channel" = Option<String>, Header, description = "Data channel (a GUID) the ids were issued on"),
+    ),
+    request_body(
+        content((super::openapi::HecAckQueryDoc = "application/json")),
+        description = "The ack ids to ask about (at most 10000)",
+    ),
+    responses(
+        (status = 200, description = "For each id asked, whether its events are durable (each is answered true once)", body = super::openapi::HecAckAnswerDoc),
+        (status = 400, description = "The token has no `ack = true` (code 14); data channel missing (10) or not a GUID (11); a body that is not `{\"acks\":[ids]}`, has over 10000 ids, or could not be read in time, or a repeated query parameter (6)", body = super::openapi::HecAnswerDoc),
+        (status = 401, description = "No `Authorization` (code 2), or not `Splunk <token>` (code 3)", body = super::openapi::HecAnswerDoc),
+        (status = 403, description = "Unknown token (code 4)", body = super::openapi::HecAnswerDoc),
+        (status = 413, description = "Body over max_body_bytes or max_decompressed_bytes (code 6)", body = super::openapi::HecAnswerDoc),
+        (status = 415, description = "Unsupported Content-Encoding (code 6)", body = super::openapi::HecAnswerDoc),
+        (status = 503, description = "Server is busy (code 9): the request memory budget is full or Cairn is shutting down", body = super::openapi::HecAnswerDoc,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "Internal error (code 8)", body = super::openapi::HecAnswerDoc),
+    ),
+    security(("splunk" = [])),
+)]
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HecError> {
@@ -456,6 +591,7 @@ pub(super) async fn acknowledge(
             "ACK is disabled",
         ));
     }
+    let query = query_params(query)?;
     let channel = ack_channel(&headers, &query)?;
     let body = read_body(&state, &headers, body)?;
     let asked: AckQuery = serde_json::from_slice(&body).map_err(|error| {

@@ -4,7 +4,11 @@
 //! its body); [`ApiDoc`] lists them. The security of each operation is not written by hand: it
 //! is taken from the router's table ([`super::routes`]), the same table the auth middleware
 //! enforces, so the document cannot claim a role the server does not require. Statuses that
-//! the middleware adds to every protected route (401, 403, 429) are added here too.
+//! the middleware adds to every protected route (401, 403, 429) are added here too, in Cairn's
+//! error shape unless the handler's annotation documents them (the Elasticsearch-compatible
+//! routes answer them in Elasticsearch's shape). Routes whose handler checks a scheme of its
+//! own (`Access::Handler`: Splunk HEC) keep the security their annotation declares (the
+//! [`SPLUNK_SECURITY_SCHEME`] apiKey), or none.
 //!
 //! The response types of the index crate (search hits) and the JSON built by hand (incidents,
 //! stats) are described by the schema-only types below; `schemathesis` in `.ci/run` checks the
@@ -19,21 +23,28 @@ use axum::http::Method;
 use serde::Serialize;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, OpenApi as OpenApiDocument, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{Access, es_search, incidents, ingest, routes, rules, search, status, tail};
+use super::{
+    Access, elastic, es_search, hec, incidents, ingest, routes, rules, search, status, tail,
+    webhooks,
+};
 
 /// The name of the bearer-token security scheme in the document.
 pub const SECURITY_SCHEME: &str = "bearer";
+/// The name of the Splunk HEC token scheme (`Authorization: Splunk <token>`) in the document.
+pub const SPLUNK_SECURITY_SCHEME: &str = "splunk";
 
 /// The OpenAPI document of the whole API.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Cairn",
-        description = "Log and event correlation appliance: ingest, search, live tail, incidents, rules and status.",
+        description = "Log and event correlation appliance: ingest, search, live tail, incidents, rules, webhooks and status; Elasticsearch `_bulk` and Splunk HEC compatible ingest.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
@@ -59,6 +70,24 @@ pub const SECURITY_SCHEME: &str = "bearer";
         status::metrics,
         status::healthz,
         status::readyz,
+        webhooks::list,
+        webhooks::deliveries,
+        webhooks::retry,
+        elastic::node_info,
+        elastic::bulk_post,
+        elastic::bulk_put,
+        elastic::bulk_into_post,
+        elastic::bulk_into_put,
+        hec::collector,
+        hec::collector_event,
+        hec::collector_event_1_0,
+        hec::collector_raw,
+        hec::collector_raw_1_0,
+        hec::health_get,
+        hec::health_post,
+        hec::health_1_0_get,
+        hec::health_1_0_post,
+        hec::acknowledge,
     ),
     modifiers(&SecurityFromRouteTable),
     tags(
@@ -66,7 +95,9 @@ pub const SECURITY_SCHEME: &str = "bearer";
         (name = "incidents", description = "Incidents opened by correlation"),
         (name = "rules", description = "Sigma rules in force"),
         (name = "status", description = "Health, readiness, counters and this document"),
-        (name = "elasticsearch", description = "The Elasticsearch-compatible subset (search, ingest) for Elasticsearch clients and Grafana"),
+        (name = "webhooks", description = "Webhook targets and their deliveries"),
+        (name = "elasticsearch", description = "The Elasticsearch-compatible subset (`_search`, `_msearch`, `_mapping`, `_bulk`) for Elasticsearch clients and Grafana, with Elasticsearch's answers and error shape"),
+        (name = "splunk", description = "Splunk HTTP Event Collector ingest, with Splunk's answers (`{\"text\":…,\"code\":N}`) and tokens"),
     )
 )]
 pub struct ApiDoc;
@@ -142,6 +173,14 @@ impl Modify for SecurityFromRouteTable {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            SPLUNK_SECURITY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "A Splunk HEC token from [[hec.token]]: `Authorization: Splunk <token>`. \
+                 None is 401 (code 2), another form 401 (code 3), an unknown token 403 (code 4).",
+            ))),
+        );
         for route in routes(0) {
             let Some(item) = openapi.paths.paths.get_mut(route.path) else {
                 continue;
@@ -168,8 +207,14 @@ impl Modify for SecurityFromRouteTable {
                     }
                 }
                 // No bearer token: `{}` is the empty requirement (anonymous access).
-                Access::Open | Access::Handler => {
+                Access::Open => {
                     operation.security = Some(vec![SecurityRequirement::default()]);
+                }
+                // The handler's own scheme, as its annotation declares, else anonymous.
+                Access::Handler => {
+                    operation
+                        .security
+                        .get_or_insert_with(|| vec![SecurityRequirement::default()]);
                 }
             }
         }
@@ -358,6 +403,281 @@ pub enum IncidentStatusDoc {
     Resolved,
 }
 
+/// `GET /api/v1/webhooks`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookTargets)]
+pub struct WebhookTargetsDoc {
+    pub targets: Vec<WebhookTargetDoc>,
+}
+
+/// A webhook target: its settings and where its deliveries stand.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookTarget)]
+pub struct WebhookTargetDoc {
+    pub name: String,
+    /// `json`, `pagerduty` or `slack`.
+    pub format: String,
+    /// The URL's scheme, host and port only (paths of chat webhooks are secrets); empty when
+    /// the URL does not parse.
+    pub endpoint: String,
+    /// Whether deliveries carry `X-Cairn-Signature`.
+    pub signed: bool,
+    /// The lowest incident level sent (`informational` … `critical`).
+    pub min_level: String,
+    /// Rule ids or titles sent (empty: every rule).
+    pub rules: Vec<String>,
+    /// Changes sent: `open`, `update`, `acknowledge`, `resolve`.
+    pub events: Vec<String>,
+    pub max_attempts: u32,
+    /// The last update sequence considered; null before the target first ran.
+    pub cursor: Option<u64>,
+    /// Deliveries in the outbox by status (within `history_retention_secs`).
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    /// The last failed attempt.
+    pub last_error: Option<WebhookErrorDoc>,
+    /// When a delivery last succeeded, RFC 3339.
+    pub last_success: Option<String>,
+    /// Since start.
+    pub counters: WebhookCountersDoc,
+}
+
+/// A failed webhook attempt.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookError)]
+pub struct WebhookErrorDoc {
+    /// RFC 3339.
+    pub at: String,
+    pub message: String,
+}
+
+/// A webhook target's counters since start.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookCounters)]
+pub struct WebhookCountersDoc {
+    /// Deliveries the receiver answered 2xx.
+    pub delivered: u64,
+    /// Attempts that failed (timeouts, connection errors, non-2xx), final or not.
+    pub failed_attempts: u64,
+    /// Deliveries given up.
+    pub dead: u64,
+}
+
+/// `GET /api/v1/webhooks/{name}/deliveries`, newest change first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryDoc>,
+}
+
+/// One delivery of one incident change to one target.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Delivery)]
+pub struct DeliveryDoc {
+    /// Stable across attempts and restarts (`X-Cairn-Delivery`).
+    pub id: u64,
+    pub target: String,
+    /// The update sequence of the change.
+    pub update_seq: u64,
+    /// The incident's id.
+    pub incident: u64,
+    /// The change (`opened`, `updated`, …).
+    pub change: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: DeliveryStatusDoc,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (pending deliveries), RFC 3339.
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub last_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    /// HTTP status of the last attempt, if one was answered.
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+/// A delivery's state, as a filter.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = DeliveryStatus)]
+pub enum DeliveryStatusDoc {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+/// `POST /api/v1/webhooks/{name}/retry`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Retried)]
+pub struct RetriedDoc {
+    /// Dead deliveries put back to pending.
+    pub retried: u64,
+}
+
+/// Every error of the Elasticsearch-compatible routes, in Elasticsearch's shape:
+/// `{"error":{"root_cause":[…],"type":…,"reason":…},"status":N}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ElasticError)]
+pub struct ElasticErrorBody {
+    pub error: ElasticErrorDetail,
+    /// The HTTP status, repeated.
+    pub status: u16,
+}
+
+/// What went wrong, as Elasticsearch says it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElasticErrorDetail {
+    pub root_cause: Vec<ElasticCause>,
+    /// `illegal_argument_exception`, `action_request_validation_exception`,
+    /// `security_exception`, `es_rejected_execution_exception`, `content_too_long_exception`…
+    #[serde(rename = "type")]
+    pub error_type: String,
+    pub reason: String,
+}
+
+/// One cause of an Elasticsearch error (also a bulk item's error).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElasticCause {
+    #[serde(rename = "type")]
+    pub error_type: String,
+    pub reason: String,
+}
+
+/// `GET /`: who answers, as an Elasticsearch 8 node would.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElasticNodeInfo {
+    /// The host name.
+    pub name: String,
+    pub cluster_name: String,
+    pub cluster_uuid: String,
+    pub version: ElasticVersion,
+    pub tagline: String,
+}
+
+/// The Elasticsearch version Cairn answers as.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ElasticVersion {
+    /// `8.17.0`: clients of 8.x and 9.x accept it.
+    pub number: String,
+    pub build_flavor: String,
+    pub build_type: String,
+    /// Cairn's version.
+    pub build_hash: String,
+    pub build_snapshot: bool,
+    pub lucene_version: String,
+    pub minimum_wire_compatibility_version: String,
+    pub minimum_index_compatibility_version: String,
+}
+
+/// The answer to `_bulk`: one item per action, in body order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BulkResponse)]
+pub struct BulkResponseDoc {
+    /// Milliseconds.
+    pub took: u64,
+    /// True when an item failed.
+    pub errors: bool,
+    /// Each `{"<action>": {…}}`, the action as the sender named it (`index`, `create`, …).
+    #[schema(value_type = Vec<std::collections::BTreeMap<String, BulkItemDoc>>)]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// One action's result: `201` with `result: created`, or `400` with an `error`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BulkItem)]
+pub struct BulkItemDoc {
+    /// The action's `_index`, else the path's; null when neither gave one.
+    #[serde(rename = "_index")]
+    pub index: Option<String>,
+    /// The action's `_id`, else the event's `seq` (created items).
+    #[serde(rename = "_id")]
+    pub id: Option<String>,
+    #[serde(rename = "_version", skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// `created`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(rename = "_shards", skip_serializing_if = "Option::is_none")]
+    pub shards: Option<BulkShardsDoc>,
+    /// The event's `seq`.
+    #[serde(rename = "_seq_no", skip_serializing_if = "Option::is_none")]
+    pub seq_no: Option<u64>,
+    #[serde(rename = "_primary_term", skip_serializing_if = "Option::is_none")]
+    pub primary_term: Option<u64>,
+    /// `201` or `400`.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ElasticCause>,
+}
+
+/// `_shards` of a created item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkShardsDoc {
+    pub total: u64,
+    pub successful: u64,
+    pub failed: u64,
+}
+
+/// Every answer of the Splunk HEC routes, successes and errors: `{"text":…,"code":N}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HecAnswer)]
+pub struct HecAnswerDoc {
+    pub text: String,
+    /// Splunk's code: 0 success, 2 token required, 3 invalid authorization, 4 invalid token,
+    /// 5 no data, 6 invalid data format, 8 internal error, 9 server busy, 10 data channel
+    /// missing, 11 invalid data channel, 12 event field required, 13 event field blank,
+    /// 14 ACK disabled, 15 error in indexed fields, 17 healthy, 18 unhealthy.
+    pub code: u8,
+    /// The first refused event of the body, numbered from 0.
+    #[serde(
+        rename = "invalid-event-number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub invalid_event_number: Option<u64>,
+    /// The acknowledgement id (tokens with `ack = true`).
+    #[serde(rename = "ackId", skip_serializing_if = "Option::is_none")]
+    pub ack_id: Option<u64>,
+}
+
+/// One HEC event (a body holds one or more, concatenated).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HecEvent)]
+pub struct HecEventDoc {
+    /// The event: a string (the message) or an object (its members become fields; the
+    /// well-known names map as for an Elasticsearch document). Required, not null nor "".
+    pub event: serde_json::Value,
+    /// Epoch seconds, a number or a numeric string.
+    pub time: Option<serde_json::Value>,
+    /// The sender (a string; another JSON value is kept as given, as Splunk does).
+    pub host: Option<serde_json::Value>,
+    /// A field of that name (default: the query's, else the token's); a string, as for `host`.
+    pub source: Option<serde_json::Value>,
+    /// A field of that name (default: the query's, else the token's); a string, as for `host`.
+    pub sourcetype: Option<serde_json::Value>,
+    /// A field of that name (default: the query's, else the token's); a string, as for `host`.
+    pub index: Option<serde_json::Value>,
+    /// Indexed fields.
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /services/collector/ack`: the ack ids to ask about.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HecAckQuery)]
+pub struct HecAckQueryDoc {
+    /// At most 10000.
+    pub acks: Vec<u64>,
+}
+
+/// The answer to an ack query: for each id asked, whether its events are durable.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HecAckAnswer)]
+pub struct HecAckAnswerDoc {
+    /// Keyed by ack id.
+    pub acks: std::collections::BTreeMap<String, bool>,
+}
+
 /// `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusDoc {
@@ -378,13 +698,10 @@ mod tests {
                 .paths
                 .get(route.path)
                 .unwrap_or_else(|| panic!("{} is not in the document", route.path));
-            let method = http_method(&route.method).expect("method");
-            let operation = match method {
-                HttpMethod::Get => item.get.as_ref(),
-                HttpMethod::Post => item.post.as_ref(),
-                _ => None,
-            }
-            .unwrap_or_else(|| panic!("{} {} is not in the document", route.method, route.path));
+            let mut item = item.clone();
+            let operation = operation_mut(&mut item, &route.method).unwrap_or_else(|| {
+                panic!("{} {} is not in the document", route.method, route.path)
+            });
             assert!(
                 operation.security.is_some(),
                 "{} {} declares no security",

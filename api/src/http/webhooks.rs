@@ -98,7 +98,17 @@ fn delivery_json(delivery: &Delivery) -> Value {
     })
 }
 
-/// `GET /api/v1/webhooks`.
+/// Lists the webhook targets with their delivery figures.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    responses(
+        (status = 200, description = "Every target, in configuration order", body = super::openapi::WebhookTargetsDoc),
+        (status = 503, description = "Webhooks are not running, or their store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let webhooks = webhooks(&state)?;
     let targets = blocking(move || {
@@ -133,7 +143,24 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
     Ok(Json(json!({"targets": targets})))
 }
 
-/// `GET /api/v1/webhooks/{name}/deliveries`.
+/// Lists a target's deliveries, newest change first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{name}/deliveries",
+    tag = "webhooks",
+    params(
+        ("name" = String, Path, description = "The target's name"),
+        ("status" = inline(Option<super::openapi::DeliveryStatusDoc>), Query, description = "Only deliveries in this state"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Deliveries listed at most (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "The target's deliveries", body = super::openapi::DeliveryPage),
+        (status = 400, description = "Bad parameter", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such target", body = super::openapi::ErrorBody),
+        (status = 503, description = "Webhooks are not running, or their store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn deliveries(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
@@ -157,7 +184,21 @@ pub(super) async fn deliveries(
     Ok(Json(json!({"deliveries": deliveries})))
 }
 
-/// `POST /api/v1/webhooks/{name}/retry`.
+/// Sends a target's dead deliveries again: they go back to pending, due now, with a fresh
+/// attempt count.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{name}/retry",
+    tag = "webhooks",
+    params(("name" = String, Path, description = "The target's name")),
+    responses(
+        (status = 200, description = "How many dead deliveries went back to pending", body = super::openapi::RetriedDoc),
+        (status = 400, description = "Bad target name", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such target", body = super::openapi::ErrorBody),
+        (status = 503, description = "Webhooks are not running, or their store is unavailable", body = super::openapi::ErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn retry(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
