@@ -144,11 +144,15 @@ fn elastic_json(status: StatusCode, body: &Value) -> Response {
     method(get, post),
     path = "/_search",
     tag = "elasticsearch",
-    request_body(content = Object, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs)"),
+    request_body(content = Option<Object>, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs); none: every event"),
     responses(
         (status = 200, description = "Hits and aggregations in Elasticsearch's shape", body = Object),
-        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
-        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
     ),
 )]
 pub(super) async fn search_all(
@@ -165,11 +169,15 @@ pub(super) async fn search_all(
     path = "/{index}/_search",
     tag = "elasticsearch",
     params(("index" = String, Path, description = "Index name (any; Cairn has one event store)")),
-    request_body(content = Object, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs)"),
+    request_body(content = Option<Object>, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs); none: every event"),
     responses(
         (status = 200, description = "Hits and aggregations in Elasticsearch's shape", body = Object),
-        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
-        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
     ),
 )]
 pub(super) async fn search_index(
@@ -191,8 +199,12 @@ pub(super) async fn search_index(
     request_body(content = String, content_type = "application/x-ndjson", description = "Pairs of header and search body lines"),
     responses(
         (status = 200, description = "One answer per search, in order", body = Object),
-        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
-        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
     ),
 )]
 pub(super) async fn msearch_index(
@@ -213,8 +225,12 @@ pub(super) async fn msearch_index(
     request_body(content = String, content_type = "application/x-ndjson", description = "Pairs of header and search body lines"),
     responses(
         (status = 200, description = "One answer per search, in order", body = Object),
-        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
-        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
     ),
 )]
 pub(super) async fn msearch(
@@ -227,7 +243,7 @@ pub(super) async fn msearch(
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
         .collect();
-    if !lines.len().is_multiple_of(2) || lines.len() > 2 * MAX_MSEARCH {
+    if lines.is_empty() || !lines.len().is_multiple_of(2) || lines.len() > 2 * MAX_MSEARCH {
         return EsError::parsing(format!(
             "_msearch takes pairs of header and body lines, at most {MAX_MSEARCH} searches"
         ))
@@ -269,8 +285,12 @@ pub(super) async fn msearch(
     tag = "elasticsearch",
     responses(
         (status = 200, description = "The fields of events, with Elasticsearch types", body = Object),
-        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
-        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
     ),
 )]
 pub(super) async fn mapping() -> Response {
@@ -285,8 +305,12 @@ pub(super) async fn mapping() -> Response {
     params(("index" = String, Path, description = "Index name (any; Cairn has one event store)")),
     responses(
         (status = 200, description = "The fields of events, with Elasticsearch types", body = Object),
-        (status = 400, description = "Bad request, in Elasticsearch's error shape", body = Object),
-        (status = 503, description = "The index cannot be read now, in Elasticsearch's error shape", body = Object),
+        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
+        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
+        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
+        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
+        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
     ),
 )]
 pub(super) async fn mapping_index(Path(index): Path<String>) -> Response {
