@@ -976,7 +976,10 @@ fn timers_of_evicted_groups_stay_bounded_by_the_group_cap() {
                 .host("h1")
                 .text("kind", "r0")
                 .text("val", "v0")
-                .text("grp", &format!("10.{}.{}.{}", seq >> 16, (seq >> 8) & 255, seq & 255));
+                .text(
+                    "grp",
+                    &format!("10.{}.{}.{}", seq >> 16, (seq >> 8) & 255, seq & 255),
+                );
             built.ts = Timestamp(BASE + i64::try_from(seq).expect("small") * 90_000);
             built.seq = Seq(seq + 1);
             setup

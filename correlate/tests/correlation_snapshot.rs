@@ -134,7 +134,10 @@ fn with_restarts(setup: &Setup, batches: &[ObservationBatch], cuts: &[usize]) ->
             assert!(after.timers <= before.timers, "{after:?} vs {before:?}");
             assert_eq!(
                 EngineStats { timers: 0, ..after },
-                EngineStats { timers: 0, ..before },
+                EngineStats {
+                    timers: 0,
+                    ..before
+                },
                 "figures survive the restart"
             );
         }
