@@ -948,6 +948,66 @@ fn group_cap_evicts_counts_and_flags_alerts() {
     );
 }
 
+/// A scan: every event a new group key (a new source address), far more per timespan than the
+/// group cap. The open groups stay at the cap, and so must the window timers they armed: an
+/// evicted group's timer used to stay in the wheel (holding its key) until its deadline, so the
+/// wheel held every group created in the last timespan whatever the cap.
+#[test]
+fn timers_of_evicted_groups_stay_bounded_by_the_group_cap() {
+    let setup = setup();
+    let mut correlator = Correlator::new(
+        Arc::clone(&setup.correlations),
+        &EngineConfig {
+            max_groups_per_rule: 100,
+            ..config(1)
+        },
+    );
+    let mut scratch = setup.matcher.scratch();
+    let mut matched = Vec::new();
+    let mut alerts = Vec::new();
+    let mut peak_timers = 0;
+    // 100k events within 9 s of event time: the watermark (5 s behind) releases the first 4 s,
+    // all inside their 10 s windows, so no timer is due yet.
+    for chunk in 0..100u64 {
+        let mut batch = ObservationBatch::default();
+        for index in 0..1000u64 {
+            let seq = chunk * 1000 + index;
+            let mut built = event("scan")
+                .host("h1")
+                .text("kind", "r0")
+                .text("val", "v0")
+                .text(
+                    "grp",
+                    &format!("10.{}.{}.{}", seq >> 16, (seq >> 8) & 255, seq & 255),
+                );
+            built.ts = Timestamp(BASE + i64::try_from(seq).expect("small") * 90_000);
+            built.seq = Seq(seq + 1);
+            setup
+                .matcher
+                .match_event(&built, &mut scratch, &mut matched);
+            batch.missing_group_field += setup.correlations.observe(
+                &built,
+                &matched,
+                &mut batch.observations,
+                &mut batch.alerts,
+            );
+            batch.saw(built.ts);
+        }
+        correlator.submit(batch, &mut alerts);
+        peak_timers = peak_timers.max(correlator.stats().timers);
+    }
+    let stats = correlator.stats();
+    assert!(stats.evicted_groups > 50_000, "{stats:?}");
+    assert!(stats.open_groups <= 100 * 10, "{stats:?}");
+    // At most one live timer per open group, plus the stale ones tolerated before a sweep.
+    assert!(
+        peak_timers <= 2 * stats.open_groups + 2 * 4096 + 1000,
+        "peak {peak_timers} timers for {stats:?}"
+    );
+    let stats = correlator.finish(&mut alerts);
+    assert_eq!((stats.open_groups, stats.timers), (0, 0), "{stats:?}");
+}
+
 #[test]
 fn threaded_engine_advances_when_idle() {
     let setup = setup();

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_correlate::correlation::SnapshotError;
-use cairn_correlate::{Alert, Correlator, Engine, EngineConfig, EngineError, ObservationBatch};
+use cairn_correlate::{
+    Alert, Correlator, Engine, EngineConfig, EngineError, EngineStats, ObservationBatch,
+};
 use cairn_ingest::{Seq, Timestamp};
 use common::correlation_rules::{Setup, setup};
 use common::{EventExt, event};
@@ -126,7 +128,18 @@ fn with_restarts(setup: &Setup, batches: &[ObservationBatch], cuts: &[usize]) ->
                 FINGERPRINT,
             )
             .expect("restores");
-            assert_eq!(correlator.stats(), before, "figures survive the restart");
+            // A snapshot keeps live timers only: stale ones (of groups gone since they were
+            // armed) are not restored, so the timers gauge may drop; it never grows.
+            let after = correlator.stats();
+            assert!(after.timers <= before.timers, "{after:?} vs {before:?}");
+            assert_eq!(
+                EngineStats { timers: 0, ..after },
+                EngineStats {
+                    timers: 0,
+                    ..before
+                },
+                "figures survive the restart"
+            );
         }
         correlator.submit(batch.clone(), &mut alerts);
     }

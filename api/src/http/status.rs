@@ -45,6 +45,7 @@ pub(super) struct CorrelationFigures {
     expired_groups: u64,
     open_groups: u64,
     queued: u64,
+    timers: u64,
     correlation_alerts: u64,
     detection_alerts: u64,
     /// The event-time watermark (RFC 3339), once an event was seen.
@@ -63,6 +64,7 @@ impl From<cairn_correlate::EngineStats> for CorrelationFigures {
             expired_groups: stats.expired_groups,
             open_groups: stats.open_groups,
             queued: stats.queued,
+            timers: stats.timers,
             correlation_alerts: stats.correlation_alerts,
             detection_alerts: stats.detection_alerts,
             watermark: stats.watermark.map(|ts| ts.to_rfc3339()),
@@ -542,6 +544,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             "gauge",
             "Correlation groups open now.",
             correlation.open_groups,
+        ),
+        (
+            "cairn_correlation_timers",
+            "gauge",
+            "Correlation window timers armed now (stale ones included until swept).",
+            correlation.timers,
         ),
         (
             "cairn_correlation_alerts_total",

@@ -77,6 +77,10 @@ pub struct EngineStats {
     pub open_groups: u64,
     /// Observations waiting in reorder queues now (gauge).
     pub queued: u64,
+    /// Window timers armed now, including stale ones whose group has gone (gauge). Stale
+    /// timers are swept once they outnumber the open groups, so this stays within about twice
+    /// `open_groups` plus a few thousand.
+    pub timers: u64,
     /// Correlation alerts emitted.
     pub correlation_alerts: u64,
     /// Detection alerts passed through.
@@ -353,6 +357,7 @@ impl Correlator {
         stats.add_shard(&self.shard.counters);
         stats.open_groups = self.shard.open_groups();
         stats.queued = self.shard.queued() as u64;
+        stats.timers = self.shard.timers() as u64;
         stats.watermark = self.router.watermark();
         stats
     }

@@ -88,6 +88,7 @@ struct ShardShared {
     expired: AtomicU64,
     open_groups: AtomicU64,
     queued: AtomicU64,
+    timers: AtomicU64,
 }
 
 impl ShardShared {
@@ -100,6 +101,7 @@ impl ShardShared {
         self.open_groups
             .store(shard.open_groups(), Ordering::Relaxed);
         self.queued.store(shard.queued() as u64, Ordering::Relaxed);
+        self.timers.store(shard.timers() as u64, Ordering::Relaxed);
     }
 }
 
@@ -365,6 +367,7 @@ fn collect_stats(shared: &Shared) -> EngineStats {
         stats.expired_groups += load(&shard.expired);
         stats.open_groups += load(&shard.open_groups);
         stats.queued += load(&shard.queued);
+        stats.timers += load(&shard.timers);
     }
     stats
 }

@@ -167,6 +167,9 @@ pub(crate) struct ShardCounters {
 
 pub(super) type TimerItem = (u32, Arc<str>);
 
+/// Stale timers a wheel may hold beyond one per open group before they are swept.
+const STALE_TIMER_SLACK: usize = 4096;
+
 /// Everything one shard owns.
 #[derive(Debug)]
 pub(crate) struct Shard {
@@ -637,7 +640,47 @@ impl Shard {
             let deadline = group.deadline(timespan);
             group.timer_at = deadline;
             wheel.insert(deadline, (observation.correlation.0, shared_key));
+            self.sweep_stale_timers(compiled.depth.saturating_sub(1));
         }
+    }
+
+    /// Drops the wheel's stale timers once they outnumber the live ones (plus
+    /// [`STALE_TIMER_SLACK`]). A timer goes stale when its group goes before its deadline:
+    /// evicted at the group cap, fired, or reset. Stale timers are otherwise only dropped at
+    /// their deadline, and each keeps its group's key alive: at a high rate of new groups (a
+    /// scan of distinct source addresses) the wheel would hold every group created in the last
+    /// timespan, however small `max_groups_per_rule` is. Amortised `O(1)` per timer armed: a
+    /// sweep costs `O(timers)` and leaves at most one live timer per open group.
+    fn sweep_stale_timers(&mut self, wheel: usize) {
+        let Some(timers) = self.wheels.get(wheel).map(TimerWheel::len) else {
+            return;
+        };
+        if timers <= STALE_TIMER_SLACK {
+            return;
+        }
+        let live: usize = self
+            .correlations
+            .correlations
+            .iter()
+            .zip(&self.groups)
+            .filter(|(compiled, _)| compiled.depth.saturating_sub(1) == wheel)
+            .map(|(_, groups)| groups.len())
+            .sum();
+        if timers <= live.saturating_mul(2).saturating_add(STALE_TIMER_SLACK) {
+            return;
+        }
+        let groups = &self.groups;
+        self.wheels[wheel].retain(|deadline, (correlation, key)| {
+            groups
+                .get(*correlation as usize)
+                .and_then(|groups| groups.get(key))
+                .is_some_and(|group| group.timer_at == deadline)
+        });
+    }
+
+    /// Timers armed in every wheel (live and stale).
+    pub fn timers(&self) -> usize {
+        self.wheels.iter().map(TimerWheel::len).sum()
     }
 
     /// Bytes of the per-group state kept for `correlation` (for memory measurements): the

@@ -57,8 +57,7 @@ impl<T> TimerWheel<T> {
         self.next_tick
     }
 
-    /// Pending timers.
-    #[cfg(test)]
+    /// Pending timers (stale ones included).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -122,6 +121,39 @@ impl<T> TimerWheel<T> {
             }
         }
         self.len -= due.len() - before;
+        release_slack(bucket);
+    }
+
+    /// Keeps only the timers `keep` accepts (the others are dropped, not fired). `O(SLOTS +
+    /// timers)`: meant for an occasional sweep of timers known to be stale, not per event.
+    pub fn retain(&mut self, mut keep: impl FnMut(i64, &T) -> bool) {
+        let mut len = 0;
+        for bucket in &mut self.slots {
+            bucket.retain(|timer| keep(timer.deadline, &timer.item));
+            release_slack(bucket);
+            len += bucket.len();
+        }
+        self.len = len;
+    }
+
+    /// Capacity of every slot together, in timers (for tests of the memory kept).
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.slots.iter().map(Vec::capacity).sum()
+    }
+}
+
+/// A slot holds about one tick of timers and is visited once a rotation (about 73 minutes):
+/// storage kept after its timers fired would sit idle until then, and at a high rate of timers
+/// every slot would end up holding its peak (thousands of slots × the timers of one second).
+/// So an emptied slot gives its storage back, and a slot holding far less than it can shrinks.
+fn release_slack<T>(bucket: &mut Vec<T>) {
+    if bucket.is_empty() {
+        if bucket.capacity() > 0 {
+            *bucket = Vec::new();
+        }
+    } else if bucket.capacity() > 64 && bucket.capacity() / 4 > bucket.len() {
+        bucket.shrink_to(bucket.len() * 2);
     }
 }
 
@@ -157,6 +189,36 @@ mod tests {
         assert_eq!(wheel.len(), 1);
         assert_eq!(drain(&mut wheel, i64::MAX), vec![4]);
         assert_eq!(wheel.len(), 0);
+    }
+
+    #[test]
+    fn slots_give_back_their_storage_once_drained() {
+        let mut wheel = TimerWheel::new();
+        let base = 1_700_000_000 * SECOND;
+        assert_eq!(drain(&mut wheel, base), Vec::<u32>::new());
+        // A burst: 10k timers in each of 100 ticks, then a quiet period.
+        for second in 0..100i64 {
+            for item in 0..10_000u32 {
+                wheel.insert(base + second * SECOND + i64::from(item), item);
+            }
+        }
+        assert!(wheel.capacity() >= 1_000_000);
+        assert_eq!(drain(&mut wheel, base + 200 * SECOND).len(), 1_000_000);
+        assert_eq!(wheel.len(), 0);
+        assert_eq!(wheel.capacity(), 0, "drained slots keep no storage");
+        // Partly drained slots shrink; `retain` drops without firing and gives storage back.
+        let rotation = (SLOTS as i64) << TICK_SHIFT;
+        for item in 0..10_000u32 {
+            // One slot: every eighth timer is a rotation later.
+            let later = i64::from(item % 8 == 0) * rotation;
+            wheel.insert(base + 300 * SECOND + later, item);
+        }
+        assert_eq!(drain(&mut wheel, base + 301 * SECOND).len(), 8_750);
+        assert!(wheel.capacity() <= 2 * 1_250, "{}", wheel.capacity());
+        wheel.retain(|_, item| item % 16 == 0);
+        assert_eq!(wheel.len(), 625);
+        wheel.retain(|_, _| false);
+        assert_eq!((wheel.len(), wheel.capacity()), (0, 0));
     }
 
     #[test]
