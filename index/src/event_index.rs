@@ -7,13 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use cairn_ingest::Seq;
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::IndexWriterOptions;
-use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery,
-};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::schema::{Schema, TantivyDocument, Term};
 use tantivy::{DateTime, Index, IndexReader, ReloadPolicy};
 
 use crate::error::IndexError;
+use crate::query::EventQueryParser;
 use crate::schema::{self, EventFields};
 use crate::search::{self, MAX_SEARCH_LIMIT, NewestFirst, SearchRequest, SearchResponse, SortKey};
 use crate::writer::{CommitPayload, EventWriter, SharedPayload};
@@ -93,7 +92,7 @@ pub struct EventIndex {
     index: Index,
     reader: IndexReader,
     fields: EventFields,
-    query_parser: QueryParser,
+    query_parser: EventQueryParser,
     last_commit: SharedPayload,
     path: PathBuf,
     options: IndexOptions,
@@ -126,31 +125,6 @@ fn has_orphan_segment_files(dir: &Path) -> Result<bool, IndexError> {
         }
     }
     Ok(false)
-}
-
-/// Rewrites every boolean clause made only of `MustNot`s (`a AND NOT b` parses as
-/// `+a +(-b)`) into `(* -b)`: tantivy matches nothing for a purely negative boolean query.
-fn match_everything_in_pure_negations(query: Box<dyn Query>) -> Box<dyn Query> {
-    let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
-        return query;
-    };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = boolean
-        .clauses()
-        .iter()
-        .map(|(occur, clause)| {
-            (
-                *occur,
-                match_everything_in_pure_negations(clause.box_clone()),
-            )
-        })
-        .collect();
-    let only_negations = clauses.iter().all(|(occur, _)| *occur == Occur::MustNot);
-    if only_negations && !clauses.is_empty() {
-        clauses.push((Occur::Must, Box::new(AllQuery)));
-    }
-    let mut rebuilt = BooleanQuery::new(clauses);
-    rebuilt.set_minimum_number_should_match(boolean.get_minimum_number_should_match());
-    Box::new(rebuilt)
 }
 
 impl EventIndex {
@@ -232,8 +206,7 @@ impl EventIndex {
             }
         }
 
-        let mut query_parser = QueryParser::for_index(&index, vec![fields.message]);
-        query_parser.set_conjunction_by_default();
+        let query_parser = EventQueryParser::for_index(&index, &fields);
         Ok(EventIndex {
             index,
             reader,
@@ -304,19 +277,7 @@ impl EventIndex {
     /// # Errors
     /// [`IndexError::BadQuery`] with the parser's message.
     pub fn parse_query(&self, query: &str) -> Result<Box<dyn Query>, IndexError> {
-        if query.trim().is_empty() {
-            return Ok(Box::new(AllQuery));
-        }
-        let parsed = match self.query_parser.parse_query(query) {
-            // `NOT x` alone means "everything but x" to an analyst; tantivy refuses it.
-            Err(QueryParserError::AllButQueryForbidden) => {
-                self.query_parser.parse_query(&format!("* AND ({query})"))
-            }
-            other => other,
-        };
-        parsed
-            .map(match_everything_in_pure_negations)
-            .map_err(|error| IndexError::BadQuery(error.to_string()))
+        self.query_parser.parse(query)
     }
 
     /// Runs a search on the last committed state. Blocking (reads the index): call it from a

@@ -64,11 +64,15 @@
 mod document;
 mod error;
 mod event_index;
+#[doc(hidden)]
+pub mod fuzzing;
+mod query;
 mod schema;
 mod search;
 mod writer;
 
 pub use error::IndexError;
 pub use event_index::{EventIndex, IndexOptions, MIN_WRITER_MEMORY_PER_THREAD};
+pub use query::EventQueryParser;
 pub use search::{EventHit, MAX_SEARCH_LIMIT, SearchRequest, SearchResponse};
 pub use writer::{CommitPayload, EventWriter};

@@ -1,0 +1,98 @@
+//! [`EventQueryParser`]: the search query language over the event schema.
+//!
+//! tantivy's query parser with `message` as the default field and conjunction by default, plus
+//! two rewrites an analyst expects: a query that is only negations (`NOT x`) means "everything
+//! but x", and so does every purely negative clause inside a larger query (`a AND NOT b` parses
+//! as `+a +(-b)`, which tantivy would match against nothing).
+//!
+//! The parser needs only the schema and its tokenizers, not the index's data:
+//! [`EventQueryParser::new`] builds one without a directory, to validate queries (and to fuzz the
+//! parser).
+
+use tantivy::Index;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError};
+
+use crate::error::IndexError;
+use crate::schema::{self, EventFields};
+
+/// Parses search queries for the event schema. Cheap to clone.
+#[derive(Clone)]
+pub struct EventQueryParser {
+    parser: QueryParser,
+}
+
+impl std::fmt::Debug for EventQueryParser {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EventQueryParser")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EventQueryParser {
+    fn default() -> Self {
+        EventQueryParser::new()
+    }
+}
+
+impl EventQueryParser {
+    /// A parser over the event schema, backed by an empty in-memory index (no directory).
+    pub fn new() -> EventQueryParser {
+        let (schema, fields) = schema::build_schema();
+        let index = Index::create_in_ram(schema);
+        schema::register_tokenizers(&index);
+        EventQueryParser::for_index(&index, &fields)
+    }
+
+    /// The parser of an open index (its tokenizers must be registered).
+    pub(crate) fn for_index(index: &Index, fields: &EventFields) -> EventQueryParser {
+        let mut parser = QueryParser::for_index(index, vec![fields.message]);
+        parser.set_conjunction_by_default();
+        EventQueryParser { parser }
+    }
+
+    /// Parses `query` (empty or blank = every event).
+    ///
+    /// # Errors
+    /// [`IndexError::BadQuery`] with the parser's message.
+    pub fn parse(&self, query: &str) -> Result<Box<dyn Query>, IndexError> {
+        if query.trim().is_empty() {
+            return Ok(Box::new(AllQuery));
+        }
+        let parsed = match self.parser.parse_query(query) {
+            // `NOT x` alone means "everything but x" to an analyst; tantivy refuses it.
+            Err(QueryParserError::AllButQueryForbidden) => {
+                self.parser.parse_query(&format!("* AND ({query})"))
+            }
+            other => other,
+        };
+        parsed
+            .map(match_everything_in_pure_negations)
+            .map_err(|error| IndexError::BadQuery(error.to_string()))
+    }
+}
+
+/// Rewrites every boolean clause made only of `MustNot`s (`a AND NOT b` parses as
+/// `+a +(-b)`) into `(* -b)`: tantivy matches nothing for a purely negative boolean query.
+fn match_everything_in_pure_negations(query: Box<dyn Query>) -> Box<dyn Query> {
+    let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
+        return query;
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = boolean
+        .clauses()
+        .iter()
+        .map(|(occur, clause)| {
+            (
+                *occur,
+                match_everything_in_pure_negations(clause.box_clone()),
+            )
+        })
+        .collect();
+    let only_negations = clauses.iter().all(|(occur, _)| *occur == Occur::MustNot);
+    if only_negations && !clauses.is_empty() {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    let mut rebuilt = BooleanQuery::new(clauses);
+    rebuilt.set_minimum_number_should_match(boolean.get_minimum_number_should_match());
+    Box::new(rebuilt)
+}
