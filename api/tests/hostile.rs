@@ -106,6 +106,14 @@ fn json_with_more_fields_than_max_json_fields_is_kept_truncated_and_flagged() {
         "the excess is not extracted"
     );
     assert!(flags(event).contains(&"fields_truncated"), "{event}");
+    let stats = cairn.stats_until("the truncation counted", |stats| {
+        stats["fields_truncated"] == 1 && stats["indexed"] == 2
+    });
+    assert_eq!(stats["rejected_total"], 0, "{stats}");
+    assert!(
+        metrics(&cairn).contains("cairn_fields_truncated_events_total 1"),
+        "fields_truncated in /metrics"
+    );
 }
 
 #[test]
