@@ -288,3 +288,21 @@ detection:
     assert!(line_of("sane").starts_with("ok"), "{output}");
     assert!(output.contains("1 rules usable, 2 rejected"), "{output}");
 }
+
+#[test]
+fn a_nul_in_a_search_query_is_a_bad_query_not_a_panic() {
+    let data = TempDir::new("nul-query");
+    let cairn = Cairn::start(data.path(), &["--syslog-udp", "off"]);
+    // `fields.a<NUL>b:3` tripped an assertion inside tantivy (found by the `query` fuzz target).
+    let response = cairn.get("/api/v1/search?q=fields.a%00b%3A3");
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert_eq!(response.json()["error"]["code"], "bad_query");
+    assert!(
+        response.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("nul character")),
+        "{}",
+        response.text()
+    );
+    assert_eq!(cairn.get("/healthz").status, 200);
+}

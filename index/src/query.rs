@@ -54,10 +54,17 @@ impl EventQueryParser {
     /// Parses `query` (empty or blank = every event).
     ///
     /// # Errors
-    /// [`IndexError::BadQuery`] with the parser's message.
+    /// [`IndexError::BadQuery`] with the parser's message, or when the query holds a NUL
+    /// character: tantivy ends JSON field paths with NUL and asserts (panics) on a path that
+    /// contains one (`fields.a\0b:3`, found by the `query` fuzz target).
     pub fn parse(&self, query: &str) -> Result<Box<dyn Query>, IndexError> {
         if query.trim().is_empty() {
             return Ok(Box::new(AllQuery));
+        }
+        if query.contains('\0') {
+            return Err(IndexError::BadQuery(
+                "the query contains a nul character".to_owned(),
+            ));
         }
         let parsed = match self.parser.parse_query(query) {
             // `NOT x` alone means "everything but x" to an analyst; tantivy refuses it.
