@@ -240,7 +240,9 @@ pub(crate) fn parse(
     let mut version: u32 = 0;
     while let Some(byte) = bytes.get(cursor.index).filter(|byte| byte.is_ascii_digit()) {
         // Saturating: a long run of digits is refused below, but must not overflow first.
-        version = version.saturating_mul(10).saturating_add(u32::from(byte - b'0'));
+        version = version
+            .saturating_mul(10)
+            .saturating_add(u32::from(byte - b'0'));
         cursor.index += 1;
     }
     let digits = cursor.index - version_start;
