@@ -393,13 +393,16 @@ fn parse_worker(
         let mut malformed = 0u64;
         let mut truncated = 0u64;
         let mut invalid_utf8 = 0u64;
+        let mut fields_truncated = 0u64;
         for event in &events {
             malformed += u64::from(event.flags.contains(EventFlags::PARSE_ERROR));
             truncated += u64::from(event.flags.contains(EventFlags::TRUNCATED));
             invalid_utf8 += u64::from(event.flags.contains(EventFlags::INVALID_UTF8));
+            fields_truncated += u64::from(event.flags.contains(EventFlags::FIELDS_TRUNCATED));
         }
         let total = events.len() as u64;
         stats.record_parsed(total - malformed, malformed, truncated, invalid_utf8);
+        stats.record_fields_truncated(fields_truncated);
         if index_queue.push_blocking((range, events)).is_err() {
             stats.record_dropped(DropReason::Shutdown, total);
         }

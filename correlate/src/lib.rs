@@ -57,6 +57,8 @@ mod condition;
 pub mod correlation;
 mod error;
 mod field;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod incident;
 mod matcher;
 mod naive;

@@ -29,9 +29,7 @@ use std::time::Duration;
 
 use cairn_ingest::Seq;
 use serde::Serialize;
-use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery,
-};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::schema::{Schema, TantivyDocument, Term};
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DateTime, DocAddress};
@@ -40,6 +38,7 @@ use crate::aggregation::{self, AggregationRequest};
 use crate::error::IndexError;
 use crate::partition::{LEGACY_NAME, Partition, PartitionKey, has_segment_files};
 use crate::progress;
+use crate::query_parser::EventQueryParser;
 use crate::schema::{self, EventFields};
 use crate::search::{self, MAX_SEARCH_LIMIT, NewestFirst, SearchRequest, SearchResponse, SortKey};
 use crate::writer::{CommitPayload, EventWriter};
@@ -171,9 +170,7 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub options: IndexOptions,
     pub fields: EventFields,
-    query_parser: QueryParser,
-    /// As `query_parser`, with `OR` between terms without an operator.
-    query_parser_any: QueryParser,
+    query_parser: EventQueryParser,
     tokenizers: TokenizerManager,
     /// Open partitions, oldest key first. Read per search, written when a partition is created
     /// or dropped: never per event.
@@ -320,31 +317,6 @@ fn combined_progress(
     })
 }
 
-/// Rewrites every boolean clause made only of `MustNot`s (`a AND NOT b` parses as
-/// `+a +(-b)`) into `(* -b)`: tantivy matches nothing for a purely negative boolean query.
-fn match_everything_in_pure_negations(query: Box<dyn Query>) -> Box<dyn Query> {
-    let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
-        return query;
-    };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = boolean
-        .clauses()
-        .iter()
-        .map(|(occur, clause)| {
-            (
-                *occur,
-                match_everything_in_pure_negations(clause.box_clone()),
-            )
-        })
-        .collect();
-    let only_negations = clauses.iter().all(|(occur, _)| *occur == Occur::MustNot);
-    if only_negations && !clauses.is_empty() {
-        clauses.push((Occur::Must, Box::new(AllQuery)));
-    }
-    let mut rebuilt = BooleanQuery::new(clauses);
-    rebuilt.set_minimum_number_should_match(boolean.get_minimum_number_should_match());
-    Box::new(rebuilt)
-}
-
 impl EventIndex {
     /// Opens the index in `dir`, creating the directory when there is none and migrating a
     /// single-index directory of an older version (see the module documentation).
@@ -380,17 +352,13 @@ impl EventIndex {
         let (schema, fields) = schema::build_schema();
         let tokenizers = TokenizerManager::default();
         schema::register_tokenizers_in(&tokenizers, &TokenizerManager::default());
-        let query_parser_any =
-            QueryParser::new(schema.clone(), vec![fields.message], tokenizers.clone());
-        let mut query_parser = QueryParser::new(schema, vec![fields.message], tokenizers.clone());
-        query_parser.set_conjunction_by_default();
+        let query_parser = EventQueryParser::with(schema, &fields, tokenizers.clone());
         Ok(EventIndex {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
                 options,
                 fields,
                 query_parser,
-                query_parser_any,
                 tokenizers,
                 partitions: RwLock::new(partitions),
                 last_commit: Mutex::new(last_commit),
@@ -484,24 +452,7 @@ impl EventIndex {
         query: &str,
         all_terms: bool,
     ) -> Result<Box<dyn Query>, IndexError> {
-        if query.trim().is_empty() {
-            return Ok(Box::new(AllQuery));
-        }
-        let parser = if all_terms {
-            &self.shared.query_parser
-        } else {
-            &self.shared.query_parser_any
-        };
-        let parsed = match parser.parse_query(query) {
-            // `NOT x` alone means "everything but x" to an analyst; tantivy refuses it.
-            Err(QueryParserError::AllButQueryForbidden) => {
-                parser.parse_query(&format!("* AND ({query})"))
-            }
-            other => other,
-        };
-        parsed
-            .map(match_everything_in_pure_negations)
-            .map_err(|error| IndexError::BadQuery(error.to_string()))
+        self.shared.query_parser.parse_with(query, all_terms)
     }
 
     /// Runs a search on the last committed state. Blocking (reads the index): call it from a

@@ -72,9 +72,12 @@ mod aggregation;
 mod document;
 mod error;
 mod event_index;
+#[doc(hidden)]
+pub mod fuzzing;
 mod partition;
 mod progress;
 mod query;
+mod query_parser;
 mod recent;
 mod schema;
 mod search;
@@ -87,6 +90,7 @@ pub use event_index::{
     RetentionPolicy,
 };
 pub use query::{EventQuery, QueryValue, RangeValue};
+pub use query_parser::EventQueryParser;
 pub use recent::RecentEvents;
 pub use search::{EventHit, MAX_SEARCH_LIMIT, SearchRequest, SearchResponse};
 /// A parsed query ([`EventIndex::parse_query`]).

@@ -18,6 +18,8 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 
 pub mod listeners;

@@ -155,6 +155,7 @@ pub struct Stats {
     malformed: AtomicU64,
     truncated: AtomicU64,
     invalid_utf8: AtomicU64,
+    fields_truncated: AtomicU64,
     indexed: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
     rejected: [AtomicU64; 11],
@@ -274,6 +275,12 @@ impl Stats {
         add(&self.truncated, truncated);
         add(&self.invalid_utf8, invalid_utf8);
         add(&self.batches, 1);
+    }
+
+    /// `events` events kept with only part of their JSON fields (over `max_json_fields` or
+    /// `max_json_depth`; flagged `fields_truncated`).
+    pub fn record_fields_truncated(&self, events: u64) {
+        add(&self.fields_truncated, events);
     }
 
     pub fn record_indexed(&self, events: u64) {
@@ -416,6 +423,7 @@ impl Stats {
             malformed: get(&self.malformed),
             truncated: get(&self.truncated),
             invalid_utf8: get(&self.invalid_utf8),
+            fields_truncated: get(&self.fields_truncated),
             indexed,
             dropped_total,
             dropped: dropped
@@ -476,6 +484,8 @@ pub struct StatsSnapshot {
     pub malformed: u64,
     pub truncated: u64,
     pub invalid_utf8: u64,
+    /// Events kept with only part of their JSON fields (flag `fields_truncated`).
+    pub fields_truncated: u64,
     pub indexed: u64,
     pub dropped_total: u64,
     pub dropped: std::collections::BTreeMap<String, u64>,

@@ -204,6 +204,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         &plain(counters.invalid_utf8),
     );
     family(
+        "cairn_fields_truncated_events_total",
+        "counter",
+        "Events whose JSON fields were cut at parse.max_json_fields or parse.max_json_depth.",
+        &plain(counters.fields_truncated),
+    );
+    family(
         "cairn_indexed_events_total",
         "counter",
         "Events committed to the index.",

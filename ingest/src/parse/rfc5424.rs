@@ -239,7 +239,10 @@ pub(crate) fn parse(
     let version_start = cursor.index;
     let mut version: u32 = 0;
     while let Some(byte) = bytes.get(cursor.index).filter(|byte| byte.is_ascii_digit()) {
-        version = version * 10 + u32::from(byte - b'0');
+        // Saturating: a long run of digits is refused below, but must not overflow first.
+        version = version
+            .saturating_mul(10)
+            .saturating_add(u32::from(byte - b'0'));
         cursor.index += 1;
     }
     let digits = cursor.index - version_start;
