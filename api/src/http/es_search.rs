@@ -147,12 +147,7 @@ fn elastic_json(status: StatusCode, body: &Value) -> Response {
     request_body(content = Option<Object>, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs); none: every event"),
     responses(
         (status = 200, description = "Hits and aggregations in Elasticsearch's shape", body = Object),
-        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
-        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
-        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
-        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+        super::openapi::ElasticSearchErrors,
     ),
 )]
 pub(super) async fn search_all(
@@ -172,12 +167,7 @@ pub(super) async fn search_all(
     request_body(content = Option<Object>, content_type = "application/json", description = "Elasticsearch search body (query, size, from, sort, aggs); none: every event"),
     responses(
         (status = 200, description = "Hits and aggregations in Elasticsearch's shape", body = Object),
-        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
-        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
-        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
-        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+        super::openapi::ElasticSearchErrors,
     ),
 )]
 pub(super) async fn search_index(
@@ -199,12 +189,7 @@ pub(super) async fn search_index(
     request_body(content = String, content_type = "application/x-ndjson", description = "Pairs of header and search body lines"),
     responses(
         (status = 200, description = "One answer per search, in order", body = Object),
-        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
-        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
-        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
-        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+        super::openapi::ElasticSearchErrors,
     ),
 )]
 pub(super) async fn msearch_index(
@@ -225,12 +210,7 @@ pub(super) async fn msearch_index(
     request_body(content = String, content_type = "application/x-ndjson", description = "Pairs of header and search body lines"),
     responses(
         (status = 200, description = "One answer per search, in order", body = Object),
-        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
-        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
-        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
-        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+        super::openapi::ElasticSearchErrors,
     ),
 )]
 pub(super) async fn msearch(
@@ -285,12 +265,7 @@ pub(super) async fn msearch(
     tag = "elasticsearch",
     responses(
         (status = 200, description = "The fields of events, with Elasticsearch types", body = Object),
-        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
-        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
-        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
-        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+        super::openapi::ElasticSearchErrors,
     ),
 )]
 pub(super) async fn mapping() -> Response {
@@ -305,12 +280,7 @@ pub(super) async fn mapping() -> Response {
     params(("index" = String, Path, description = "Index name (any; Cairn has one event store)")),
     responses(
         (status = 200, description = "The fields of events, with Elasticsearch types", body = Object),
-        (status = 400, description = "Bad request", body = super::openapi::ElasticErrorBody),
-        (status = 401, description = "No API token, or not a valid one (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 403, description = "The token's role does not allow this (`security_exception`)", body = super::openapi::ElasticErrorBody),
-        (status = 429, description = "The token is over its rate; see `Retry-After`", body = super::openapi::ElasticErrorBody),
-        (status = 503, description = "The index cannot be read now", body = super::openapi::ElasticErrorBody),
-        (status = 500, description = "Internal error", body = super::openapi::ElasticErrorBody),
+        super::openapi::ElasticSearchErrors,
     ),
 )]
 pub(super) async fn mapping_index(Path(index): Path<String>) -> Response {

@@ -525,6 +525,34 @@ pub struct ElasticErrorBody {
     pub status: u16,
 }
 
+/// The errors every Elasticsearch-compatible search route can answer with, in Elasticsearch's
+/// shape (one list for all of them, so the annotations do not repeat it).
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum ElasticSearchErrors {
+    #[response(status = 400, description = "Bad request")]
+    BadRequest(ElasticErrorBody),
+    #[response(
+        status = 401,
+        description = "No API token, or not a valid one (`security_exception`)"
+    )]
+    Unauthorized(ElasticErrorBody),
+    #[response(
+        status = 403,
+        description = "The token's role does not allow this (`security_exception`)"
+    )]
+    Forbidden(ElasticErrorBody),
+    #[response(
+        status = 429,
+        description = "The token is over its rate; see `Retry-After`"
+    )]
+    RateLimited(ElasticErrorBody),
+    #[response(status = 503, description = "The index cannot be read now")]
+    Unavailable(ElasticErrorBody),
+    #[response(status = 500, description = "Internal error")]
+    Internal(ElasticErrorBody),
+}
+
 /// What went wrong, as Elasticsearch says it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ElasticErrorDetail {
